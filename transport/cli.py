@@ -1,0 +1,39 @@
+"""The ``troupe`` command line: one parser, with each area adding its own subcommands.
+
+``sim`` and ``bench`` come from :mod:`sim.cli`; ``node`` and ``cluster`` from
+:mod:`transport.node_cli`. Every handler returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sim import cli as sim_cli
+    from transport import node_cli
+
+    parser = argparse.ArgumentParser(
+        prog="troupe",
+        description="Troupe: distributed job processing on actors, real or simulated.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sim_cli.register(sub)
+    node_cli.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
