@@ -25,10 +25,10 @@ test: setup lint typecheck pytest
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check actors sim
+	$(BIN)/ruff format --check actors sim transport tests
 
 typecheck: setup
-	$(BIN)/mypy --strict actors sim
+	$(BIN)/mypy --strict actors sim transport
 
 pytest: setup
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q

@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import fields
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,11 @@ def _canon_of(tp: type[Any]) -> _Canon:
 
 
 def _default(value: Any) -> Any:
-    return _canon_of(type(value))(value)
+    # One dict lookup on the hot path (called by msgpack's C packer for every message).
+    try:
+        return _CANON[type(value)](value)
+    except KeyError:
+        return _canon_of(type(value))(value)
 
 
 def _plain(value: Any) -> Any:
@@ -139,9 +144,7 @@ class Trace:
 
     def counts(self) -> dict[str, int]:
         """Number of records per kind, sorted by kind."""
-        counts: dict[str, int] = {}
-        for rec in self.records:
-            counts[rec[1]] = counts.get(rec[1], 0) + 1
+        counts = Counter(map(itemgetter(1), self.records))
         return dict(sorted(counts.items()))
 
     def write(self, path: str | Path) -> None:

@@ -277,6 +277,7 @@ class Simulation:
         trace = self.trace.records.append
         codec = self.codec_checks
         effects_of = self._effects
+        send = self._send
         deliveries = 0
         t = self.now_ns
         try:
@@ -322,10 +323,13 @@ class Simulation:
                     trace((t, "deliver", dst.node, dst.name, mid))
                     deliveries += 1
                     slot.actor.receive(ctx, msg)
-                    if ctx.effects:
-                        effects = ctx.effects
+                    effects = ctx.effects
+                    if effects:
                         ctx.effects = []
-                        effects_of(slot, effects, t)
+                        if len(effects) == 1 and type(effects[0]) is Send:  # a reply: the common case
+                            send(slot.ref, effects[0].to, effects[0].msg, t)
+                        else:
+                            effects_of(slot, effects, t)
                 elif kind == TIMER:
                     _, _, _, slot, key, token, msg = ev
                     if not slot.alive or slot.timers.get(key) != token:

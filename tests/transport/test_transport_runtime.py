@@ -1,0 +1,306 @@
+"""The trio runtime over the memory transport: timers, durability, errors, jobs, detection.
+
+Each test reads Given / When / Expect. Timings are small but bounds are generous so a loaded
+2-core machine does not make them flaky.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import trio
+
+from actors import Actor, ActorRef, Context, JobDone, message
+from actors.heartbeat import HeartbeatConfig, blueprint
+from transport.events import EventLog
+from transport.memory import MemoryHub
+from transport.runtime import NodeRuntime, Processor
+
+
+@message("test.rt.Note")
+@dataclass(frozen=True, slots=True)
+class Note:
+    text: str
+
+
+@message("test.rt.Boom")
+@dataclass(frozen=True, slots=True)
+class Boom:
+    pass
+
+
+async def wait_for(pred: Callable[[], bool], timeout: float = 10.0, step: float = 0.01) -> bool:
+    with trio.move_on_after(timeout):
+        while not pred():
+            await trio.sleep(step)
+        return True
+    return False
+
+
+def one_actor(name: str, make: Callable[[], Actor]) -> Callable[[str], Mapping[str, Actor]]:
+    return lambda node_id: {name: make()}
+
+
+async def start_node(
+    nursery: trio.Nursery,
+    hub: MemoryHub,
+    node_id: str,
+    bp: Callable[[str], Mapping[str, Actor]],
+    events: EventLog,
+    **kw: Any,
+) -> NodeRuntime:
+    rt = NodeRuntime(node_id, bp, hub.transport(node_id), events=events, seed=1, **kw)
+    started: NodeRuntime = await nursery.start(rt.serve)
+    return started
+
+
+# ------------------------------------------------------------------ failure detection
+
+
+FAST = HeartbeatConfig(interval=0.05, suspect_after=0.15, dead_after=0.3)
+NODES = ("n1", "n2", "n3")
+
+
+async def test_heartbeat_detects_a_crashed_node_and_its_return() -> None:
+    # Given three detectors on one hub
+    hub, events = MemoryHub(), EventLog()
+    async with trio.open_nursery() as nursery:
+        rts = {n: await start_node(nursery, hub, n, blueprint(NODES, FAST), events) for n in NODES}
+        await trio.sleep(0.3)
+        assert not events.find("peer.dead")
+        # When n3 crashes
+        rts["n3"].crash()
+        # Expect n1 and n2 declare it dead
+        assert await wait_for(lambda: all(events.find("peer.dead", node=n, peer="n3") for n in ("n1", "n2")))
+        # When n3 comes back, Expect both see it alive again
+        await start_node(nursery, hub, "n3", blueprint(NODES, FAST), events)
+        assert await wait_for(lambda: all(events.find("peer.alive", node=n, peer="n3") for n in ("n1", "n2")))
+        nursery.cancel_scope.cancel()
+
+
+async def test_heartbeat_detects_a_blocked_link_and_heals() -> None:
+    # Given two detectors
+    hub, events = MemoryHub(), EventLog()
+    async with trio.open_nursery() as nursery:
+        for n in ("a", "b"):
+            await start_node(nursery, hub, n, blueprint(("a", "b"), FAST), events)
+        # When frames from a to b are dropped
+        hub.block("a", "b")
+        # Expect each declares the other dead (a gets no pongs; b gets no pings' pongs... nor pings)
+        assert await wait_for(lambda: bool(events.find("peer.dead", node="a", peer="b")))
+        assert await wait_for(lambda: bool(events.find("peer.dead", node="b", peer="a")))
+        # When healed, Expect alive again
+        hub.heal()
+        assert await wait_for(lambda: bool(events.find("peer.alive", node="a", peer="b")))
+        nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------ timers
+
+
+class TimerActor(Actor):
+    def __init__(self) -> None:
+        self.got: list[tuple[str, bool]] = []
+
+    def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
+        ctx.set_timer("a", 0.05, Note("first"))
+        ctx.set_timer("a", 0.15, Note("second"))  # replaces "first"
+        ctx.set_timer("b", 0.05, Note("cancelled"))
+        ctx.cancel_timer("b")
+        ctx.set_timer("c", 0.1, Note("c"))
+
+    def receive(self, ctx: Context, msg: Any) -> None:
+        self.got.append((msg.text, ctx.sender == ctx.self_ref))
+
+
+async def test_timers_replace_and_cancel() -> None:
+    hub, events = MemoryHub(), EventLog()
+    async with trio.open_nursery() as nursery:
+        rt = await start_node(nursery, hub, "n1", one_actor("t", TimerActor), events)
+        await trio.sleep(0.5)
+        actor = rt.actor("t")
+        assert isinstance(actor, TimerActor)
+        # Expect the replaced and the cancelled timers never fire; timers come from self
+        assert actor.got == [("c", True), ("second", True)]
+        nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------ durability
+
+
+class Counter(Actor):
+    def __init__(self) -> None:
+        self.durable: dict[str, Any] = {}
+
+    def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
+        self.durable = dict(durable)
+        starts = int(durable.get("starts", 0)) + 1
+        ctx.persist("starts", starts)
+        ctx.persist("gone", 1 if starts == 1 else None)  # written at the first start, then deleted
+        ctx.sync()
+        ctx.persist("unsynced", "lost")  # never synced
+
+    def receive(self, ctx: Context, msg: Any) -> None:
+        pass
+
+
+async def test_durable_state_survives_restart_and_unsynced_writes_are_lost(tmp_path: Path) -> None:
+    hub, events = MemoryHub(), EventLog()
+    for expected_starts in (1, 2, 3):
+        async with trio.open_nursery() as nursery:
+            rt = await start_node(nursery, hub, "n1", one_actor("c", Counter), events, data_dir=tmp_path)
+            await trio.sleep(0.05)
+            actor = rt.actor("c")
+            assert isinstance(actor, Counter)
+            assert actor.durable.get("starts", 0) == expected_starts - 1
+            assert "unsynced" not in actor.durable
+            assert ("gone" in actor.durable) == (expected_starts == 2)
+            # graceful stop and crash both keep only synced writes
+            if expected_starts == 1:
+                rt.stop()
+            else:
+                rt.crash()
+    on_disk = msgpack.unpackb((tmp_path / "n1" / "c.msgpack").read_bytes())
+    assert on_disk == {"starts": 3}
+    assert not list((tmp_path / "n1").glob("*.tmp"))
+
+
+# ------------------------------------------------------------------ errors
+
+
+class Fragile(Actor):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def receive(self, ctx: Context, msg: Any) -> None:
+        if isinstance(msg, Boom):
+            ctx.emit("before.boom")  # discarded with the failed call
+            raise ZeroDivisionError("boom")
+        self.seen.append(msg.text)
+        ctx.emit("noted", text=msg.text)
+
+
+async def test_handler_exception_is_logged_and_the_actor_keeps_running() -> None:
+    hub, events = MemoryHub(), EventLog()
+    async with trio.open_nursery() as nursery:
+        rt = await start_node(nursery, hub, "n1", one_actor("f", Fragile), events)
+        ref = ActorRef("n1", "f")
+        rt.tell(ref, Note("one"))
+        rt.tell(ref, Boom())
+        rt.tell(ref, Note("two"))
+        assert await wait_for(lambda: len(events.find("noted")) == 2)
+        errors = events.find("runtime.handler_error", actor="f")
+        assert len(errors) == 1 and "ZeroDivisionError: boom" in errors[0]["error"]
+        assert not events.find("before.boom")
+        assert rt.stats.handler_errors == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_full_mailbox_drops_and_counts() -> None:
+    hub, events = MemoryHub(), EventLog()
+    async with trio.open_nursery() as nursery:
+        rt = await start_node(nursery, hub, "n1", one_actor("f", Fragile), events, mailbox_size=4)
+        ref = ActorRef("n1", "f")
+        results = [rt.tell(ref, Note(str(i))) for i in range(10)]  # no checkpoint in between
+        accepted = results.count(True)
+        assert accepted in (4, 5)  # a waiting receiver may take one item directly
+        assert rt.stats.dropped_mailbox_full == 10 - accepted
+        assert len(events.find("runtime.mailbox_full", actor="f")) == 1  # one line, rate limited
+        assert await wait_for(lambda: len(events.find("noted")) == accepted)
+        nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------ jobs
+
+
+class JobClient(Actor):
+    def __init__(self) -> None:
+        self.done: dict[str, JobDone] = {}
+
+    def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
+        ctx.execute_job("ok", "double", 21, timeout=5)
+        ctx.execute_job("fail", "explode", None, timeout=5)
+        ctx.execute_job("slow", "sleep", 10, timeout=0.1)
+        ctx.execute_job("unknown", "nope", None, timeout=5)
+
+    def receive(self, ctx: Context, msg: Any) -> None:
+        assert isinstance(msg, JobDone)
+        self.done[msg.job_id] = msg
+
+
+async def _double(x: Any) -> Any:
+    await trio.sleep(0)
+    return x * 2
+
+
+async def _explode(x: Any) -> Any:
+    raise ValueError("bad payload")
+
+
+async def _sleep(x: Any) -> Any:
+    await trio.sleep(x)
+    return "woke"
+
+
+async def test_execute_job_success_failure_timeout_unknown() -> None:
+    hub, events = MemoryHub(), EventLog()
+    procs: dict[str, Processor] = {"double": _double, "explode": _explode, "sleep": _sleep}
+    async with trio.open_nursery() as nursery:
+        rt = await start_node(nursery, hub, "n1", one_actor("j", JobClient), events, processors=procs)
+        actor = rt.actor("j")
+        assert isinstance(actor, JobClient)
+        assert await wait_for(lambda: len(actor.done) == 4, timeout=5)
+        d = actor.done
+        assert d["ok"].ok and d["ok"].result == 42 and d["ok"].error == ""
+        assert not d["fail"].ok and d["fail"].error == "ValueError: bad payload"
+        assert not d["slow"].ok and "timed out" in d["slow"].error
+        assert 0.09 <= d["slow"].duration < 2
+        assert not d["unknown"].ok and "unknown job type 'nope'" in d["unknown"].error
+        nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------ spawn / stop / remote
+
+
+class Parent(Actor):
+    def receive(self, ctx: Context, msg: Any) -> None:
+        if msg.text == "spawn":
+            ctx.spawn("child", Fragile())
+        elif msg.text == "stop":
+            ctx.stop("child")
+
+
+async def test_spawn_and_stop_on_the_same_node() -> None:
+    hub, events = MemoryHub(), EventLog()
+    async with trio.open_nursery() as nursery:
+        rt = await start_node(nursery, hub, "n1", one_actor("p", Parent), events)
+        rt.tell(ActorRef("n1", "p"), Note("spawn"))
+        assert await wait_for(lambda: "child" in rt.actor_names())
+        rt.tell(ActorRef("n1", "p"), Note("stop"))
+        assert await wait_for(lambda: "child" not in rt.actor_names())
+        nursery.cancel_scope.cancel()
+
+
+class Echo(Actor):
+    def receive(self, ctx: Context, msg: Any) -> None:
+        if isinstance(msg, Note) and not msg.text.startswith("echo:"):
+            ctx.reply(Note("echo:" + msg.text))
+        else:
+            ctx.emit("got", text=msg.text, sender=str(ctx.sender))
+
+
+async def test_remote_send_goes_through_the_codec() -> None:
+    hub, events = MemoryHub(), EventLog()
+    async with trio.open_nursery() as nursery:
+        a = await start_node(nursery, hub, "a", one_actor("e", Echo), events)
+        await start_node(nursery, hub, "b", one_actor("e", Echo), events)
+        a.tell(ActorRef("b", "e"), Note("hi"), sender=ActorRef("a", "e"))
+        assert await wait_for(lambda: bool(events.find("got", node="a", text="echo:hi", sender="e@b")))
+        # an unregistered message cannot cross, even in memory
+        assert not a.tell(ActorRef("b", "e"), object(), sender=ActorRef("a", "e"))
+        assert events.find("runtime.not_encodable")
+        nursery.cancel_scope.cancel()

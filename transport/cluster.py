@@ -1,0 +1,370 @@
+"""``troupe cluster up``: N real ``troupe node`` processes on loopback, and the crash demo.
+
+How it works
+------------
+Ports are taken from ``--base-port`` upwards or, by default, asked of the kernel (bind port 0
+on 127.0.0.1, read it, close). Each node is a child OS process running
+``python -m transport.node_cli node ... --log-json``; a reader task per child parses its JSON
+lines, remembers them (for the demo) and prints them as ``n1 | 12:00:01.234 n1 heartbeat
+peer.dead peer=n3 silence=1.2``. Lines that are not JSON (tracebacks) are printed as they are.
+
+Stopping: on SIGINT/SIGTERM or after ``--duration`` seconds every child gets SIGTERM (each
+node stops gracefully) and, if it is still running 5 s later, SIGKILL.
+
+``--demo`` (used by ``make run``): wait until every node has a connection to and from every
+other, SIGKILL the last node, wait for every survivor to log ``peer.dead`` for it, restart it
+on the same port, wait for every survivor to log ``peer.alive`` for it, print a summary table
+and stop everything. Exit 0 if every detection happened in time, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .events import EventLog, Record
+from .node_cli import ConfigError, _float, add_heartbeat_flags
+
+_HUMAN = EventLog(json_lines=False, keep=0)
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct ports the kernel says are free now (they may be taken later)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class ClusterSpec:
+    """What ``cluster up`` starts."""
+
+    nodes: int
+    ports: list[int]
+    cluster: str
+    interval: float
+    suspect_after: float
+    dead_after: float
+    data_dir: Path
+    duration: float | None = None
+    demo: bool = False
+
+    @property
+    def ids(self) -> list[str]:
+        return [f"n{i + 1}" for i in range(self.nodes)]
+
+    def node_argv(self, index: int) -> list[str]:
+        """The command line of node ``index``."""
+        ids = self.ids
+        argv = [
+            sys.executable,
+            "-m",
+            "transport.node_cli",
+            "node",
+            "--id",
+            ids[index],
+            "--listen",
+            f"127.0.0.1:{self.ports[index]}",
+            "--cluster",
+            self.cluster,
+            "--data-dir",
+            str(self.data_dir),
+            "--interval",
+            str(self.interval),
+            "--suspect-after",
+            str(self.suspect_after),
+            "--dead-after",
+            str(self.dead_after),
+            "--log-json",
+        ]
+        for j, other in enumerate(ids):
+            if j != index:
+                argv += ["--peer", f"{other}=127.0.0.1:{self.ports[j]}"]
+        return argv
+
+
+@dataclass
+class _Child:
+    node_id: str
+    argv: list[str]
+    process: trio.Process | None = None
+    records: list[Record] = field(default_factory=list)
+
+
+class Cluster:
+    """Starts, watches, kills and restarts the node processes of a :class:`ClusterSpec`.
+
+    Args:
+        spec: what to run.
+        out: called with each line to print (default: ``print``).
+    """
+
+    def __init__(self, spec: ClusterSpec, out: Callable[[str], None] = print):
+        self.spec = spec
+        self.out = out
+        self.children = {nid: _Child(nid, spec.node_argv(i)) for i, nid in enumerate(spec.ids)}
+        self._nursery: trio.Nursery | None = None
+
+    async def start_all(self, nursery: trio.Nursery) -> None:
+        """Start every node process; their output is read in ``nursery``."""
+        self._nursery = nursery
+        for nid in self.children:
+            await self.start(nid)
+
+    async def start(self, node_id: str) -> None:
+        """(Re)start the process of ``node_id``."""
+        assert self._nursery is not None
+        child = self.children[node_id]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        cwd = str(Path(__file__).resolve().parent.parent)  # so "-m transport..." resolves
+        env["PYTHONPATH"] = cwd + os.pathsep + env.get("PYTHONPATH", "")
+        proc = await trio.lowlevel.open_process(
+            child.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        child.process = proc
+        self._nursery.start_soon(self._read, child, proc)
+
+    def kill(self, node_id: str) -> None:
+        """SIGKILL ``node_id`` (a crash: no goodbye, no graceful stop)."""
+        proc = self.children[node_id].process
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+
+    async def stop_all(self, grace: float = 5.0) -> None:
+        """SIGTERM every running node; SIGKILL those still running after ``grace`` seconds."""
+        procs = [c.process for c in self.children.values() if c.process is not None]
+        for p in procs:
+            if p.returncode is None:
+                p.send_signal(signal.SIGTERM)
+        with trio.move_on_after(grace):
+            for p in procs:
+                await p.wait()
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+
+    def events(self, kind: str, **match: Any) -> list[Record]:
+        """Records of ``kind`` from every node matching every ``match`` item."""
+        return [
+            r
+            for c in self.children.values()
+            for r in c.records
+            if r.get("kind") == kind and all(r.get(k) == v for k, v in match.items())
+        ]
+
+    async def _read(self, child: _Child, proc: trio.Process) -> None:
+        assert proc.stdout is not None
+        buf = b""
+        prefix = f"{child.node_id} | "
+        try:
+            async for chunk in proc.stdout:
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for raw in lines:
+                    self._line(child, prefix, raw.decode("utf-8", "replace"))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        if buf:
+            self._line(child, prefix, buf.decode("utf-8", "replace"))
+        await proc.wait()
+        self.out(f"{prefix}(process {proc.pid} exited with code {proc.returncode})")
+
+    def _line(self, child: _Child, prefix: str, line: str) -> None:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        if isinstance(rec, dict) and "kind" in rec and "time" in rec:
+            child.records.append(rec)
+            self.out(prefix + _HUMAN.format(rec))
+        elif line.strip():
+            self.out(prefix + line)
+
+
+async def _wait(pred: Callable[[], bool], timeout: float) -> bool:
+    with trio.move_on_after(timeout):
+        while not pred():
+            await trio.sleep(0.05)
+        return True
+    return False
+
+
+async def run_demo(cluster: Cluster) -> int:
+    """The crash/restart demo on a started cluster; returns the exit code."""
+    spec = cluster.spec
+    ids = spec.ids
+    victim, survivors = ids[-1], ids[:-1]
+    say = cluster.out
+
+    def linked() -> bool:
+        return all(
+            cluster.events("tcp.link_up", node=a, peer=b, direction=d)
+            for a in ids
+            for b in ids
+            if a != b
+            for d in ("in", "out")
+        )
+
+    say("demo | waiting until every node is connected to every other ...")
+    if not await _wait(linked, 30):
+        say("demo | FAILED: the nodes did not all connect within 30 s (see the lines above)")
+        return 1
+    await trio.sleep(2 * spec.interval)
+    say(f"demo | all {len(ids)} nodes see each other; SIGKILL {victim}")
+    kill_at = time.time()
+    cluster.kill(victim)
+    limit = spec.dead_after + spec.interval
+    rows: list[tuple[str, str, str, float, str]] = []
+
+    def after(kind: str, since: float) -> dict[str, Record]:
+        found: dict[str, Record] = {}
+        for s in survivors:
+            recs = [r for r in cluster.events(kind, node=s, peer=victim) if r["time"] >= since]
+            if recs:
+                found[s] = recs[0]
+        return found
+
+    ok = await _wait(lambda: len(after("peer.dead", kill_at)) == len(survivors), limit + 10)
+    for s, r in sorted(after("peer.suspect", kill_at).items()):
+        rows.append(("peer.suspect", s, victim, r["time"] - kill_at, "kill"))
+    for s, r in sorted(after("peer.dead", kill_at).items()):
+        rows.append(("peer.dead", s, victim, r["time"] - kill_at, "kill"))
+    if not ok:
+        say(f"demo | FAILED: not every survivor declared {victim} dead")
+    else:
+        say(f"demo | every survivor declared {victim} dead; restarting it")
+        restart_at = time.time()
+        await cluster.start(victim)
+        ok = await _wait(lambda: len(after("peer.alive", restart_at)) == len(survivors), 30)
+        for s, r in sorted(after("peer.alive", restart_at).items()):
+            rows.append(("peer.alive", s, victim, r["time"] - restart_at, "restart"))
+        if not ok:
+            say(f"demo | FAILED: not every survivor saw {victim} alive again within 30 s")
+    say("")
+    say(
+        f"demo | summary (interval {spec.interval} s, suspect after {spec.suspect_after} s, dead after "
+        f"{spec.dead_after} s; detection bound dead_after + interval = {limit:.2f} s)"
+    )
+    say(f"demo | {'event':<13} {'node':<5} {'peer':<5} {'time since':>12}")
+    for kind, node, peer, dt, since in rows:
+        say(f"demo | {kind:<13} {node:<5} {peer:<5} {dt:>7.2f} s after {since}")
+    say(f"demo | result: {'OK' if ok else 'FAILED'}")
+    return 0 if ok else 1
+
+
+async def run_cluster(spec: ClusterSpec, out: Callable[[str], None] = print) -> int:
+    """Run ``cluster up`` until a signal, ``spec.duration`` or the demo's end; return the exit code."""
+    cluster = Cluster(spec, out)
+    code = 0
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            try:
+                await cluster.start_all(nursery)
+                out(
+                    f"cluster | {spec.nodes} nodes of cluster {spec.cluster!r} on ports "
+                    f"{', '.join(map(str, spec.ports))}; data in {spec.data_dir}"
+                )
+                with trio.CancelScope() as main:
+
+                    async def on_signal() -> None:
+                        async for signum in signals:
+                            out(f"cluster | {signal.Signals(signum).name}: stopping the nodes")
+                            main.cancel()
+                            return
+
+                    nursery.start_soon(on_signal)
+                    if spec.demo:
+                        code = await run_demo(cluster)
+                    elif spec.duration is not None:
+                        await trio.sleep(spec.duration)
+                    else:
+                        await trio.sleep_forever()
+                if main.cancelled_caught and spec.demo:
+                    code = 130
+            finally:
+                with trio.CancelScope(shield=True):
+                    await cluster.stop_all()
+                    # let the readers print the last lines, then stop them
+                    await trio.sleep(0.2)
+                nursery.cancel_scope.cancel()
+    out(f"cluster | stopped (exit {code})")
+    return code
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``troupe cluster up``."""
+    p = subparsers.add_parser("cluster", help="run a local multi-process cluster")
+    sub = p.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+    up = sub.add_parser("up", help="start N node processes on loopback and stream their output")
+    up.add_argument("--nodes", default="3", help="how many nodes (default 3)")
+    up.add_argument("--base-port", help="first port; nodes use base, base+1, ... (default: free ports)")
+    up.add_argument("--cluster", default="local", help="cluster name (default local)")
+    add_heartbeat_flags(up)
+    up.add_argument(
+        "--data-dir", metavar="DIR", help="durable state directory (default: a temporary directory)"
+    )
+    up.add_argument(
+        "--duration", metavar="SECONDS", help="stop after this many seconds (default: until Ctrl-C)"
+    )
+    up.add_argument("--demo", action="store_true", help="kill and restart a node, show detection, then exit")
+    up.set_defaults(func=cmd_cluster_up)
+
+
+def _spec(args: argparse.Namespace, data_dir: Path) -> ClusterSpec:
+    try:
+        nodes = int(args.nodes)
+    except ValueError:
+        nodes = 0
+    if not 1 <= nodes <= 50 or (args.demo and nodes < 2):
+        raise ConfigError(
+            f"--nodes={args.nodes!r}: must be a whole number from {2 if args.demo else 1} to 50"
+        )
+    if args.base_port is None:
+        ports = free_ports(nodes)
+    else:
+        if not args.base_port.isdigit() or not 1 <= int(args.base_port) <= 65535 - nodes:
+            raise ConfigError(f"--base-port={args.base_port!r}: must be a port from 1 to {65535 - nodes}")
+        ports = [int(args.base_port) + i for i in range(nodes)]
+    interval = _float(args.interval, "--interval", 5.0)
+    suspect = _float(args.suspect_after, "--suspect-after", 10.0)
+    dead = _float(args.dead_after, "--dead-after", 15.0)
+    if suspect > dead:
+        raise ConfigError(f"--suspect-after={suspect} must be <= --dead-after={dead}")
+    duration = None if args.duration is None else _float(args.duration, "--duration", 0)
+    return ClusterSpec(nodes, ports, args.cluster, interval, suspect, dead, data_dir, duration, args.demo)
+
+
+def cmd_cluster_up(args: argparse.Namespace) -> int:
+    """Entry point of ``troupe cluster up``; returns the exit code."""
+    with tempfile.TemporaryDirectory(prefix="troupe-cluster-") as tmp:
+        try:
+            spec = _spec(args, Path(args.data_dir) if args.data_dir else Path(tmp))
+        except ConfigError as e:
+            print(f"troupe cluster up: error: {e}", file=sys.stderr)
+            return 2
+
+        def out(line: str) -> None:
+            print(line, flush=True)
+
+        return trio.run(run_cluster, spec, out)

@@ -1,0 +1,265 @@
+"""``troupe node`` and ``troupe cluster up``: a real node over TCP, and a local cluster of them.
+
+``troupe node`` runs one OS process hosting the heartbeat failure detector
+(:mod:`actors.heartbeat`) on the trio runtime over the TCP transport. Every flag has an
+environment variable (flag wins); a bad value is reported in one line naming the flag and the
+variable and what is allowed, with exit code 2. Events (``peer.suspect``, ``peer.dead``,
+``peer.alive``, ``tcp.*``, ``runtime.*``, ``node.*``) go to stdout, one per line: JSON with
+``--log-json`` (what ``cluster up`` and the tests read), short human lines otherwise. SIGINT
+and SIGTERM stop the node gracefully (exit 0).
+
+``troupe cluster up`` is in :mod:`transport.cluster`; this module only registers it.
+
+Run without the top-level CLI as ``python -m transport.node_cli node ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from actors.heartbeat import HeartbeatConfig, blueprint
+
+from .events import EventLog
+from .runtime import NodeRuntime
+from .tcp import Address, TcpTransport, parse_address
+
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class ConfigError(ValueError):
+    """A flag or environment variable has a value that is not allowed (one-line message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """Everything ``troupe node`` needs, validated."""
+
+    node_id: str
+    listen: Address
+    peers: dict[str, Address] = field(default_factory=dict)
+    cluster: str = "troupe"
+    data_dir: Path = Path("data")
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
+    log_json: bool = False
+
+
+def _pick(flag: str | None, env: Mapping[str, str], var: str, default: str | None) -> str | None:
+    if flag is not None:
+        return flag
+    return env.get(var, default)
+
+
+def _float(value: str | None, what: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        out = float(value)
+    except ValueError:
+        out = float("nan")
+    if not out > 0 or out == float("inf"):
+        raise ConfigError(f"{what}={value!r}: must be a number of seconds > 0, such as 0.5 or 5")
+    return out
+
+
+def _check_id(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise ConfigError(f"{what}={value!r}: node ids are 1-64 letters, digits, '_', '.' or '-'")
+    return value
+
+
+def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSettings:
+    """Merge flags and environment variables (flags win) into validated settings.
+
+    Raises:
+        ConfigError: a value is missing or not allowed; the message names flag and variable.
+    """
+    node_id = _pick(args.id, env, "NODE_ID", None)
+    if not node_id:
+        raise ConfigError("--id/NODE_ID is required: the id of this node, such as n1")
+    _check_id(node_id, "--id/NODE_ID")
+    listen_text = _pick(args.listen, env, "NODE_LISTEN", "127.0.0.1:7001") or ""
+    try:
+        listen = parse_address(listen_text)
+    except ValueError as e:
+        raise ConfigError(f"--listen/NODE_LISTEN: {e}") from None
+    peer_items: list[str] = list(args.peer or [])
+    if not peer_items and env.get("NODE_PEERS"):
+        peer_items = [p for p in env["NODE_PEERS"].split(",") if p.strip()]
+    peers: dict[str, Address] = {}
+    for item in peer_items:
+        pid, sep, addr = item.strip().partition("=")
+        what = "--peer/NODE_PEERS"
+        if not sep:
+            raise ConfigError(f"{what}: {item!r} is not id=host:port (for example n2=127.0.0.1:7002)")
+        _check_id(pid, what)
+        if pid == node_id:
+            raise ConfigError(f"{what}: {pid!r} is this node's own id; list only the other nodes")
+        if pid in peers:
+            raise ConfigError(f"{what}: peer {pid!r} is given twice; give each peer once")
+        try:
+            peers[pid] = parse_address(addr)
+        except ValueError as e:
+            raise ConfigError(f"{what}: peer {pid}: {e}") from None
+    cluster = _pick(args.cluster, env, "CLUSTER_NAME", "troupe") or ""
+    if not _ID.match(cluster):
+        raise ConfigError(f"--cluster/CLUSTER_NAME={cluster!r}: 1-64 letters, digits, '_', '.' or '-'")
+    data_dir = Path(_pick(args.data_dir, env, "DATA_DIR", "data") or "data")
+    interval = _float(
+        _pick(args.interval, env, "HEARTBEAT_INTERVAL", None), "--interval/HEARTBEAT_INTERVAL", 5.0
+    )
+    suspect = _float(
+        _pick(args.suspect_after, env, "HEARTBEAT_SUSPECT_AFTER", None),
+        "--suspect-after/HEARTBEAT_SUSPECT_AFTER",
+        10.0,
+    )
+    dead = _float(
+        _pick(args.dead_after, env, "HEARTBEAT_DEAD_AFTER", None), "--dead-after/HEARTBEAT_DEAD_AFTER", 15.0
+    )
+    if suspect > dead:
+        raise ConfigError(
+            f"--suspect-after/HEARTBEAT_SUSPECT_AFTER={suspect} must be <= "
+            f"--dead-after/HEARTBEAT_DEAD_AFTER={dead}"
+        )
+    log_json = bool(args.log_json) or env.get("LOG_JSON", "").lower() in ("1", "true", "yes")
+    return NodeSettings(
+        node_id, listen, peers, cluster, data_dir, HeartbeatConfig(interval, suspect, dead), log_json
+    )
+
+
+def add_heartbeat_flags(p: argparse.ArgumentParser) -> None:
+    """The heartbeat timing flags shared by ``node`` and ``cluster up`` (strings, checked later)."""
+    p.add_argument("--interval", metavar="SECONDS", help="heartbeat period (HEARTBEAT_INTERVAL, default 5)")
+    p.add_argument(
+        "--suspect-after",
+        metavar="SECONDS",
+        help="silence before suspicion (HEARTBEAT_SUSPECT_AFTER, default 10)",
+    )
+    p.add_argument(
+        "--dead-after",
+        metavar="SECONDS",
+        help="silence before declaring dead (HEARTBEAT_DEAD_AFTER, default 15)",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``node`` and ``cluster`` subcommands to the ``troupe`` parser."""
+    from . import cluster
+
+    p = subparsers.add_parser("node", help="run one real node (heartbeat detector over TCP)")
+    p.add_argument("--id", help="this node's id (NODE_ID)")
+    p.add_argument(
+        "--listen", metavar="HOST:PORT", help="address to listen on (NODE_LISTEN, default 127.0.0.1:7001)"
+    )
+    p.add_argument(
+        "--peer",
+        action="append",
+        metavar="ID=HOST:PORT",
+        help="another node; repeat for each (NODE_PEERS=id=host:port,id=host:port)",
+    )
+    p.add_argument("--cluster", help="cluster name; peers of another cluster are refused (CLUSTER_NAME)")
+    p.add_argument("--data-dir", metavar="DIR", help="durable state directory (DATA_DIR, default ./data)")
+    add_heartbeat_flags(p)
+    p.add_argument("--log-json", action="store_true", help="print events as JSON lines (LOG_JSON=1)")
+    p.set_defaults(func=cmd_node)
+    cluster.register(subparsers)
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    """Entry point of ``troupe node``; returns the exit code."""
+    try:
+        settings = resolve_settings(args, os.environ)
+    except ConfigError as e:
+        print(f"troupe node: error: {e}", file=sys.stderr)
+        return 2
+    return trio.run(run_node, settings)
+
+
+async def run_node(settings: NodeSettings, events: EventLog | None = None) -> int:
+    """Run one node until SIGINT or SIGTERM.
+
+    Args:
+        settings: validated settings.
+        events: where events go (default: stdout, JSON lines if ``settings.log_json``).
+
+    Returns:
+        The exit code: 0 after a clean stop, 1 if the node could not start.
+    """
+    if events is None:
+        events = EventLog(sys.stdout, json_lines=settings.log_json, keep=0)
+    cfg = settings.heartbeat
+    transport = TcpTransport(
+        settings.node_id,
+        settings.cluster,
+        settings.listen,
+        settings.peers,
+        events=events,
+        backoff_max=min(2.0, max(0.2, cfg.interval)),
+    )
+    everyone = (settings.node_id, *settings.peers)
+    runtime = NodeRuntime(
+        settings.node_id, blueprint(everyone, cfg), transport, data_dir=settings.data_dir, events=events
+    )
+    bind_error: OSError | None = None
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(runtime.serve)
+                host, port = transport.listen_address or settings.listen
+                events.emit(
+                    settings.node_id,
+                    "",
+                    "node.ready",
+                    {
+                        "listen": f"{host}:{port}",
+                        "cluster": settings.cluster,
+                        "peers": ",".join(sorted(settings.peers)),
+                        "pid": os.getpid(),
+                    },
+                )
+                async for signum in signals:
+                    events.emit(
+                        settings.node_id, "", "node.stopping", {"signal": signal.Signals(signum).name}
+                    )
+                    runtime.stop()
+                    break
+        except* OSError as group:
+            first: BaseException = group
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            bind_error = first if isinstance(first, OSError) else OSError(str(first))
+    if bind_error is not None:
+        host, port = settings.listen
+        print(
+            f"troupe node: error: cannot listen on {host}:{port} ({bind_error}); "
+            "choose a free address with --listen/NODE_LISTEN",
+            file=sys.stderr,
+        )
+        return 1
+    events.emit(settings.node_id, "", "node.stopped", {})
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m transport.node_cli node|cluster ...`` without the rest of the CLI."""
+    parser = argparse.ArgumentParser(prog="troupe")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register(sub)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+"""The real-time runtime: hosts pure actors under trio and executes their effects for real.
+
+How it works
+------------
+A :class:`NodeRuntime` serves one node. ``serve()`` starts the transport, builds the node's
+actors from the blueprint and gives each one
+
+- a bounded mailbox (a trio memory channel of ``mailbox_size`` items), and
+- one task that loads the actor's durable state, calls ``on_start`` and then ``receive`` for
+  each message, executing the effects of every call **in order** before taking the next
+  message (so ``Persist, Sync, Send`` sends only after the fsync).
+
+Effects:
+  Send       local target: straight into its mailbox; remote: ``transport.send`` (encoded).
+  SetTimer   one small task per pending timer sleeping in its own cancel scope; a timer with
+             the same key is cancelled and replaced. Each timer carries a generation number
+             and the actor task drops a fired timer whose generation is no longer current,
+             so a cancel or replace is exact even if the old timer already fired.
+             The timer's message arrives with ``ctx.sender == ctx.self_ref``.
+  Persist    buffered in memory; Sync writes them durably (see :mod:`transport.store`).
+  Emit       one structured event (see :mod:`transport.events`).
+  Spawn/Stop actors on this node (Stop calls ``on_stop`` and keeps the durable state).
+  ExecuteJob runs the ``async def`` processor registered for the job type under
+             ``trio.move_on_after(timeout)`` in its own task and sends ``JobDone`` back.
+
+Full mailboxes: delivery never blocks. A message for a full mailbox (from the transport, a
+timer, a job or a local actor) is dropped, counted in ``stats`` and reported with a one-line
+``runtime.mailbox_full`` warning (at most one per actor per second). Blocking instead would
+stall a transport reader for every actor behind it, and two actors sending to each other could
+deadlock; actors already tolerate message loss, as the simulator shows them. Timers are the
+exception: a timer task waits for room, since losing a periodic tick would stop the actor.
+
+Errors: an exception in a handler is reported as one ``runtime.handler_error`` line, the
+effects of that call are discarded, and the actor keeps running with the next message.
+``ctx.now`` is ``trio.current_time()``, ``ctx.wall`` is ``time.time()``, ``ctx.random`` is a
+``random.Random`` seeded per actor from ``os.urandom`` (or from ``seed``, node and name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, cast
+
+import trio
+
+from actors import (
+    Actor,
+    ActorRef,
+    CancelTimer,
+    Context,
+    Effect,
+    Emit,
+    ExecuteJob,
+    JobDone,
+    NodeBlueprint,
+    Persist,
+    Rng,
+    Send,
+    SetTimer,
+    Spawn,
+    Stop,
+    Sync,
+)
+
+from .base import Transport
+from .codec import CodecError
+from .events import EventLog
+from .store import ActorStore, NodeStore, StoreError
+
+Processor = Callable[[Any], Awaitable[Any]]
+"""A job processor: ``async def process(payload) -> result``."""
+
+JOBS_SENDER = "$jobs"
+"""The actor name ``JobDone`` messages come from (``ctx.sender.name``)."""
+
+# Mailbox item: (sender, message, timer key or None, timer generation).
+_Item = tuple[ActorRef | None, Any, str | None, int]
+
+
+@dataclass(slots=True)
+class RuntimeStats:
+    """Counters of one runtime."""
+
+    delivered: int = 0
+    dropped_mailbox_full: int = 0
+    dropped_no_actor: int = 0
+    dropped_not_encodable: int = 0
+    handler_errors: int = 0
+    jobs_run: int = 0
+    per_actor_dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(eq=False, slots=True)
+class _Cell:
+    name: str
+    actor: Actor
+    ctx: Context
+    store: ActorStore
+    inbox: trio.MemorySendChannel[_Item]
+    outbox: trio.MemoryReceiveChannel[_Item]
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    timers: dict[str, tuple[int, trio.CancelScope]] = field(default_factory=dict)
+    timer_gen: int = 0
+    last_drop_report: float = -1e9
+    started: trio.Event = field(default_factory=trio.Event)
+
+
+class NodeRuntime:
+    """Runs one node's actors in real time over a :class:`~transport.base.Transport`.
+
+    Args:
+        node_id: this node's id (actors see it as ``ctx.node_id``).
+        blueprint: builds the node's actors by name (see :data:`actors.NodeBlueprint`).
+        transport: carries messages to and from other nodes.
+        data_dir: where durable state lives (None: memory only).
+        processors: job type -> ``async def`` processor, for ``ExecuteJob``.
+        events: where emitted events and diagnostics go (default: in memory only).
+        mailbox_size: capacity of each actor's mailbox.
+        seed: seed for every actor's ``ctx.random`` (None: ``os.urandom``).
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        blueprint: NodeBlueprint,
+        transport: Transport,
+        *,
+        data_dir: Path | str | None = None,
+        processors: Mapping[str, Processor] | None = None,
+        events: EventLog | None = None,
+        mailbox_size: int = 1000,
+        seed: int | str | None = None,
+    ):
+        if mailbox_size < 1:
+            raise ValueError(f"mailbox_size must be >= 1, got {mailbox_size}")
+        self.node_id = node_id
+        self.blueprint = blueprint
+        self.transport = transport
+        self.processors: dict[str, Processor] = dict(processors or {})
+        self.events = events if events is not None else EventLog()
+        self.mailbox_size = mailbox_size
+        self.seed = seed
+        self.stats = RuntimeStats()
+        self.store = NodeStore(data_dir, node_id)
+        self._cells: dict[str, _Cell] = {}
+        self._nursery: trio.Nursery | None = None
+        self._stop_requested = trio.Event()
+        self._graceful = True
+        self.running = False
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def serve(self, *, task_status: trio.TaskStatus[NodeRuntime] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the node until :meth:`stop` or :meth:`crash` (or cancellation).
+
+        Use ``runtime = await nursery.start(NodeRuntime(...).serve)``: it returns once the
+        transport is up and every blueprint actor is spawned.
+
+        Raises:
+            OSError: the transport could not start (for example a port in use).
+        """
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self.transport.start(nursery, self._deliver_remote)
+            self.running = True
+            for name, actor in self.blueprint(self.node_id).items():
+                self.spawn(name, actor)
+            self._diag("runtime.started", actors=",".join(sorted(self._cells)))
+            task_status.started(self)
+            await self._stop_requested.wait()
+            if self._graceful:
+                with trio.move_on_after(5):
+                    for name in list(self._cells):
+                        await self._stop_actor(name)
+            await self.transport.aclose()
+            nursery.cancel_scope.cancel()
+        self.running = False
+        self._nursery = None
+
+    def stop(self) -> None:
+        """Stop gracefully: every actor's ``on_stop`` runs, then tasks and transport close."""
+        self._stop_requested.set()
+
+    def crash(self) -> None:
+        """Stop at once as a crash would: no ``on_stop``, unsynced writes are lost."""
+        self._graceful = False
+        self._stop_requested.set()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    # ---------------------------------------------------------------- actors
+
+    def spawn(self, name: str, actor: Actor) -> ActorRef:
+        """Start ``actor`` under ``name`` on this node (the name must be free).
+
+        Raises:
+            RuntimeError: the runtime is not serving.
+            ValueError: an actor with that name is already running.
+        """
+        if self._nursery is None:
+            raise RuntimeError("NodeRuntime.spawn: the runtime is not serving; call serve() first")
+        if name in self._cells:
+            raise ValueError(f"actor {name!r} already runs on node {self.node_id}; stop it first")
+        ref = ActorRef(self.node_id, name)
+        inbox, outbox = trio.open_memory_channel[_Item](self.mailbox_size)
+        cell = _Cell(name, actor, Context(ref, self._rng(name)), self.store.for_actor(name), inbox, outbox)
+        self._cells[name] = cell
+        self._nursery.start_soon(self._run_actor, cell)
+        return ref
+
+    def actor(self, name: str) -> Actor | None:
+        """The running actor object called ``name`` (for tests and tools), or None."""
+        cell = self._cells.get(name)
+        return cell.actor if cell is not None else None
+
+    def actor_names(self) -> list[str]:
+        """Names of the running actors."""
+        return sorted(self._cells)
+
+    def tell(self, dst: ActorRef, msg: Any, sender: ActorRef | None = None) -> bool:
+        """Send ``msg`` to ``dst`` (local or remote) from outside any actor.
+
+        Returns:
+            True if it was queued, False if it was dropped (full mailbox, no such actor).
+        """
+        return self._send(sender, dst, msg)
+
+    async def stop_actor(self, name: str) -> None:
+        """Stop actor ``name`` gracefully (``on_stop`` runs); its durable state is kept."""
+        await self._stop_actor(name)
+
+    def _rng(self, name: str) -> Rng:
+        if self.seed is None:
+            rng = random.Random(int.from_bytes(os.urandom(16), "big"))
+        else:
+            rng = random.Random(f"{self.seed}/{self.node_id}/{name}")
+        # typeshed gives Random.expovariate no default on 3.11; the runtime object does have one.
+        return cast(Rng, rng)
+
+    async def _run_actor(self, cell: _Cell) -> None:
+        with cell.scope:
+            try:
+                durable = await cell.store.load()
+            except StoreError as e:
+                self._diag("runtime.store_error", level="error", actor=cell.name, error=str(e))
+                durable = {}
+            effects = self._call(
+                cell, None, "on_start", cell.actor.on_start, cell.ctx, MappingProxyType(durable)
+            )
+            cell.started.set()
+            await self._execute(cell, effects)
+            async for sender, msg, key, gen in cell.outbox:
+                if key is not None:
+                    current = cell.timers.get(key)
+                    if current is None or current[0] != gen:
+                        continue  # cancelled or replaced after it fired
+                    del cell.timers[key]
+                self.stats.delivered += 1
+                effects = self._call(cell, sender, type(msg).__name__, cell.actor.receive, cell.ctx, msg)
+                await self._execute(cell, effects)
+
+    def _call(
+        self, cell: _Cell, sender: ActorRef | None, what: str, fn: Callable[..., None], *args: Any
+    ) -> list[Effect]:
+        ctx = cell.ctx
+        ctx.now = trio.current_time()
+        ctx.wall = time.time()
+        ctx.sender = sender
+        try:
+            fn(*args)
+        except Exception as e:
+            ctx.take_effects()
+            self.stats.handler_errors += 1
+            self._diag(
+                "runtime.handler_error",
+                level="error",
+                actor=cell.name,
+                handling=what,
+                error=f"{type(e).__name__}: {e}",
+            )
+            return []
+        return ctx.take_effects()
+
+    async def _stop_actor(self, name: str) -> None:
+        cell = self._cells.pop(name, None)
+        if cell is None:
+            return
+        for _gen, scope in cell.timers.values():
+            scope.cancel()
+        cell.timers.clear()
+        effects = self._call(cell, None, "on_stop", cell.actor.on_stop, cell.ctx)
+        allowed: list[Effect] = [e for e in effects if isinstance(e, (Emit, Send, Persist, Sync))]
+        try:
+            await self._execute(cell, allowed)
+        finally:
+            cell.inbox.close()
+            cell.scope.cancel()
+
+    # ---------------------------------------------------------------- effects
+
+    async def _execute(self, cell: _Cell, effects: list[Effect]) -> None:
+        me = cell.ctx.self_ref
+        for eff in effects:
+            t = type(eff)
+            if t is Send:
+                assert isinstance(eff, Send)
+                self._send(me, eff.to, eff.msg)
+            elif t is SetTimer:
+                assert isinstance(eff, SetTimer)
+                self._set_timer(cell, eff.key, eff.delay, eff.msg)
+            elif t is CancelTimer:
+                assert isinstance(eff, CancelTimer)
+                old = cell.timers.pop(eff.key, None)
+                if old is not None:
+                    old[1].cancel()
+            elif t is Persist:
+                assert isinstance(eff, Persist)
+                cell.store.persist(eff.key, eff.value)
+            elif t is Sync:
+                try:
+                    await cell.store.sync()
+                except StoreError as e:
+                    # Later effects may rely on durability ("persist before you answer"): skip them.
+                    self._diag("runtime.store_error", level="error", actor=cell.name, error=str(e))
+                    return
+            elif t is Emit:
+                assert isinstance(eff, Emit)
+                self.events.emit(self.node_id, cell.name, eff.kind, eff.fields)
+            elif t is Spawn:
+                assert isinstance(eff, Spawn)
+                try:
+                    self.spawn(eff.name, eff.actor)
+                except ValueError as e:
+                    self._diag("runtime.spawn_refused", level="warning", actor=cell.name, error=str(e))
+            elif t is Stop:
+                assert isinstance(eff, Stop)
+                await self._stop_actor(eff.name)
+            elif t is ExecuteJob:
+                assert isinstance(eff, ExecuteJob)
+                assert self._nursery is not None
+                self._nursery.start_soon(self._run_job, eff)
+            else:
+                self._diag("runtime.unknown_effect", level="error", actor=cell.name, effect=repr(eff))
+
+    def _send(self, src: ActorRef | None, dst: ActorRef, msg: Any) -> bool:
+        if dst.node == self.node_id:
+            return self._enqueue(dst.name, (src, msg, None, 0), remote=False)
+        if src is None:
+            src = ActorRef(self.node_id, "$external")
+        try:
+            return self.transport.send(src, dst, msg)
+        except CodecError as e:
+            self.stats.dropped_not_encodable += 1
+            self._diag("runtime.not_encodable", level="error", actor=src.name, to=str(dst), error=str(e))
+            return False
+
+    def _deliver_remote(self, src: ActorRef, dst: ActorRef, msg: Any) -> None:
+        if dst.node != self.node_id:
+            self.stats.dropped_no_actor += 1
+            self._diag("runtime.misrouted", level="warning", to=str(dst), source=str(src))
+            return
+        self._enqueue(dst.name, (src, msg, None, 0), remote=True)
+
+    def _enqueue(self, name: str, item: _Item, *, remote: bool) -> bool:
+        cell = self._cells.get(name)
+        if cell is None:
+            self.stats.dropped_no_actor += 1
+            return False
+        try:
+            cell.inbox.send_nowait(item)
+            return True
+        except trio.WouldBlock:
+            self.stats.dropped_mailbox_full += 1
+            n = self.stats.per_actor_dropped.get(name, 0) + 1
+            self.stats.per_actor_dropped[name] = n
+            now = trio.current_time()
+            if now - cell.last_drop_report >= 1.0:
+                cell.last_drop_report = now
+                self._diag(
+                    "runtime.mailbox_full",
+                    level="warning",
+                    actor=name,
+                    dropped_total=n,
+                    capacity=self.mailbox_size,
+                    remote=remote,
+                    message=type(item[1]).__name__,
+                )
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self.stats.dropped_no_actor += 1
+            return False
+
+    def _set_timer(self, cell: _Cell, key: str, delay: float, msg: Any) -> None:
+        old = cell.timers.pop(key, None)
+        if old is not None:
+            old[1].cancel()
+        cell.timer_gen += 1
+        scope = trio.CancelScope()
+        cell.timers[key] = (cell.timer_gen, scope)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._timer, cell, key, cell.timer_gen, scope, delay, msg)
+
+    async def _timer(
+        self, cell: _Cell, key: str, gen: int, scope: trio.CancelScope, delay: float, msg: Any
+    ) -> None:
+        with scope:
+            await trio.sleep(max(0.0, delay))
+            with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+                await cell.inbox.send((cell.ctx.self_ref, msg, key, gen))
+
+    async def _run_job(self, job: ExecuteJob) -> None:
+        self.stats.jobs_run += 1
+        started = trio.current_time()
+        proc = self.processors.get(job.job_type)
+        ok, result, error = False, None, ""
+        if proc is None:
+            known = ", ".join(sorted(self.processors)) or "none"
+            error = f"unknown job type {job.job_type!r} (registered: {known}); register a processor for it"
+        else:
+            with trio.move_on_after(job.timeout) as scope:
+                try:
+                    result = await proc(job.payload)
+                    ok = True
+                except Exception as e:
+                    error = f"{type(e).__name__}: {e}"
+            if scope.cancelled_caught:
+                ok, result = False, None
+                error = f"timed out after {job.timeout} s"
+        done = JobDone(job.job_id, ok, result, error, round(trio.current_time() - started, 6))
+        self._send(ActorRef(self.node_id, JOBS_SENDER), job.reply_to, done)
+
+    def _diag(self, kind: str, actor: str = "", **fields: Any) -> None:
+        self.events.emit(self.node_id, actor, kind, fields)
