@@ -55,3 +55,6 @@ def register_system(system: System) -> None:
 
 
 register_system(System("heartbeat", _parse_heartbeat, _heartbeat_blueprint, check_heartbeat))
+
+# Each further system registers itself in its own module (imported last: they import this one).
+from . import system_bully, system_gossip, system_raft  # noqa: E402, F401
