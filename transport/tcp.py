@@ -17,9 +17,11 @@ Outbound (one :class:`_Link` per peer, created on the first send to it):
   - on any failure it closes the connection and reconnects with exponential backoff and full
     jitter (``backoff_base * 2**attempt``, capped at ``backoff_max``, times U(0.5, 1)).
 
-Handshake: the dialler sends ``Hello(cluster, node_id, version)``; the listener answers with
-its own ``Hello`` or with ``Refuse(reason)`` and closes. Refused: another cluster name,
-another protocol version, an id not in this node's peer map (or our own id). A second inbound
+Handshake: the dialler sends ``Hello(cluster, node_id, version, listen)``; the listener
+answers with its own ``Hello`` or with ``Refuse(reason)`` and closes. Refused: another cluster
+name, another protocol version, our own id, or an id not in this node's peer map, unless
+``accept_joins`` is on: then a node of the same cluster joins at run time, and the address it
+advertises in ``listen`` is added to the peer map so this node can answer it. A second inbound
 connection from the same node replaces the first (the peer restarted; the old one is stale).
 The dialler checks the answer too (the address map may point at the wrong node).
 
@@ -58,7 +60,7 @@ from .codec import (
 )
 from .events import EventLog
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 Address = tuple[str, int]
 
@@ -71,6 +73,8 @@ class Hello:
     cluster: str
     node_id: str
     version: int
+    listen: str
+    """The address this node accepts connections on, ``host:port`` (for joins)."""
 
 
 @message("tcp.Refuse")
@@ -167,6 +171,10 @@ class TcpTransport(Transport):
         backoff_max: cap of the reconnect delay, in seconds.
         connect_timeout: how long one connect attempt may take, in seconds.
         handshake_timeout: how long a peer may take to send its Hello, in seconds.
+        accept_joins: accept a node of the same cluster that is not in ``peers`` and learn
+            its address from its handshake (run-time membership changes).
+        advertise: the ``host:port`` other nodes should dial to reach this one (default: the
+            bound listen address).
     """
 
     def __init__(
@@ -184,6 +192,8 @@ class TcpTransport(Transport):
         backoff_max: float = 2.0,
         connect_timeout: float = 3.0,
         handshake_timeout: float = 5.0,
+        accept_joins: bool = False,
+        advertise: str | None = None,
     ):
         self.node_id = node_id
         self.cluster = cluster
@@ -205,7 +215,9 @@ class TcpTransport(Transport):
         self._nursery: trio.Nursery | None = None
         self._scope = trio.CancelScope()
         self._jitter = random.Random()
-        self._hello = encode(Hello(cluster, node_id, PROTOCOL_VERSION))
+        self.accept_joins = accept_joins
+        self.advertise = advertise
+        self._hello = b""
 
     # ---------------------------------------------------------------- public
 
@@ -228,6 +240,8 @@ class TcpTransport(Transport):
         listeners = await trio.open_tcp_listeners(port, host=host)
         sockname = listeners[0].socket.getsockname()
         self.listen_address = (str(sockname[0]), int(sockname[1]))
+        advertised = self.advertise or f"{self.listen_address[0]}:{self.listen_address[1]}"
+        self._hello = encode(Hello(self.cluster, self.node_id, PROTOCOL_VERSION, advertised))
         await nursery.start(self._run, listeners)
 
     def send(self, src: ActorRef, dst: ActorRef, msg: Any) -> bool:
@@ -429,10 +443,18 @@ class TcpTransport(Transport):
             reason = f"protocol version {hello.version} not supported (this node speaks {PROTOCOL_VERSION})"
         elif hello.cluster != self.cluster:
             reason = f"cluster {hello.cluster!r} is not this node's cluster {self.cluster!r}"
-        elif hello.node_id == self.node_id or hello.node_id not in self.peers:
+        elif hello.node_id == self.node_id:
+            reason = f"node id {hello.node_id!r} is this node's own id"
+        elif hello.node_id not in self.peers and not self.accept_joins:
             reason = (
                 f"node id {hello.node_id!r} is not a known peer of {self.node_id!r}; add it to the peer list"
             )
+        elif hello.node_id not in self.peers:
+            try:
+                self.add_peer(hello.node_id, parse_address(hello.listen))
+                self._log("tcp.joined", peer=hello.node_id, listen=hello.listen)
+            except ValueError as e:
+                reason = f"node {hello.node_id!r} advertised a bad listen address: {e}"
         if reason:
             self.stats.connections_refused += 1
             self._log("tcp.refused", level="warning", remote=remote, reason=reason)

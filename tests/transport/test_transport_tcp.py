@@ -12,7 +12,7 @@ import trio
 from actors import ActorRef, message
 from transport.codec import encode, encode_envelope, frame
 from transport.events import EventLog
-from transport.tcp import Hello, TcpTransport, parse_address
+from transport.tcp import PROTOCOL_VERSION, Hello, TcpTransport, parse_address
 
 LOOP = "127.0.0.1"
 
@@ -161,7 +161,7 @@ async def test_hostile_input_is_dropped_and_the_node_keeps_serving_good_peers() 
         a, b = await start(nursery, "a", events), await start(nursery, "b", events)
         link(a, b)
         b.transport.add_peer("mallory", ("127.0.0.1", 9))  # known id, so its handshake passes
-        hello = frame(encode(Hello("c", "mallory", 1)))
+        hello = frame(encode(Hello("c", "mallory", PROTOCOL_VERSION, "127.0.0.1:1")))
 
         # Garbage instead of a handshake: closed.
         s1 = await raw_connect(b.address)
@@ -240,3 +240,34 @@ def test_parse_address() -> None:
             assert "host:port" in str(e)
         else:
             raise AssertionError(bad)
+
+
+async def test_a_new_node_joins_at_run_time_when_joins_are_accepted() -> None:
+    # Given a node that knows no peers but accepts joins, and a newcomer that knows it
+    events = EventLog()
+    async with trio.open_nursery() as nursery:
+        old = await start(nursery, "old", events, accept_joins=True)
+        new = await start(nursery, "new", events)
+        new.transport.add_peer("old", old.address)
+        # When the newcomer sends first
+        assert new.transport.send(*refs("new", "old"), Note(1, "hi"))
+        assert await wait_for(lambda: len(old.got) == 1)
+        # Expect the old node to have learnt the newcomer's advertised address and answer
+        assert old.transport.peers["new"] == new.address
+        assert events.find("tcp.joined", node="old", peer="new")
+        assert old.transport.send(*refs("old", "new"), Note(2, "welcome"))
+        assert await wait_for(lambda: len(new.got) == 1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_unknown_node_is_refused_when_joins_are_not_accepted() -> None:
+    events = EventLog()
+    async with trio.open_nursery() as nursery:
+        old = await start(nursery, "old", events)
+        new = await start(nursery, "new", events)
+        new.transport.add_peer("old", old.address)
+        new.transport.send(*refs("new", "old"), Note(1, "hi"))
+        assert await wait_for(lambda: bool(events.find("tcp.refused", node="old")))
+        await trio.sleep(0.2)
+        assert old.got == [] and "new" not in old.transport.peers
+        nursery.cancel_scope.cancel()
