@@ -13,7 +13,10 @@ at most the crash time.
 At each tick, silence = ``now - last_heard``:
   - ``silence > dead_after``    -> DEAD    (event ``peer.dead``)
   - ``silence > suspect_after`` -> SUSPECT (event ``peer.suspect``)
-  - any pong from a SUSPECT/DEAD peer -> ALIVE (event ``peer.alive``) at once.
+  - a pong from a SUSPECT/DEAD peer -> ALIVE (event ``peer.alive``) at once, unless even
+    with it the silence is still over ``dead_after``: a pong held up in the network (a clogged
+    link, a long pause) answers a ping so old that it proves nothing about now, and reviving
+    the peer on it would delay the next DEAD verdict past ``dead_after + interval``.
 
 Promises (checked by ``sim.checkers``):
   - completeness: a peer that crashes at time T is declared dead by every live detector by
@@ -120,7 +123,7 @@ class HeartbeatDetector(Actor):
             if peer is not None:
                 if msg.sent_at > peer.last_heard:
                     peer.last_heard = msg.sent_at
-                if peer.state != ALIVE:
+                if peer.state != ALIVE and ctx.now - peer.last_heard <= self.config.dead_after:
                     peer.state = ALIVE
                     ctx.emit("peer.alive", peer=sender.node if sender else "")
         elif type(msg) is Tick:

@@ -13,6 +13,11 @@ or, without a scenario file, from any :data:`actors.NodeBlueprint`::
     s = sim.Simulation(blueprint, ["n1", "n2", "n3"], seed=1, network=sim.NetworkConfig(loss=0.01))
     s.schedule(sim.Fault(10.0, "crash", node="n2"))
     result = s.run(until=30.0)
+
+or many seeds, each with a random fault mix, checked (see :mod:`sim.swarm`)::
+
+    report = sim.swarm("scenarios/heartbeat-crash-restart.toml", range(1, 101), faults="heavy")
+    report.failing_seeds, report.replay_command(report.failing_seeds[0])
 """
 
 from .checkers import check_heartbeat as check_heartbeat
@@ -29,6 +34,7 @@ from .network import LogNormal as LogNormal
 from .network import NetworkConfig as NetworkConfig
 from .network import Normal as Normal
 from .network import Uniform as Uniform
+from .nodes import SimulationError as SimulationError
 from .result import Emitted as Emitted
 from .result import RunResult as RunResult
 from .result import Violation as Violation
@@ -40,9 +46,13 @@ from .scenario import Scenario as Scenario
 from .scenario import ScenarioError as ScenarioError
 from .scenario import load_scenario as load_scenario
 from .scenario import parse_scenario as parse_scenario
+from .swarm import FAULT_LEVELS as FAULT_LEVELS
+from .swarm import SeedOutcome as SeedOutcome
+from .swarm import SwarmResult as SwarmResult
+from .swarm import swarm as swarm
+from .swarm import swarm_scenario as swarm_scenario
 from .systems import SYSTEMS as SYSTEMS
 from .systems import System as System
 from .systems import register_system as register_system
 from .trace import Trace as Trace
 from .world import Simulation as Simulation
-from .world import SimulationError as SimulationError

@@ -15,6 +15,9 @@ observer's clock drift (local seconds last ``1/(1+r)`` true seconds):
   the view of every observer that was up and not paused over that whole window.
 - recovery: after a restart at ``R``, an observer that can reach it both ways without loss no
   longer sees it DEAD at ``R + I/(1+r) + 2L`` (its next ping is answered).
+
+A graceful ``stop`` counts as a crash and a ``start`` as a restart (the detector has no
+``on_stop``); a late node is down, so never "up and reachable", until it starts.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Sequence
 
 from actors import heartbeat as hb
 
-from .faults import crashes
+from .faults import outages
 from .result import Emitted, RunResult, Violation
 
 EPSILON = 1e-6
@@ -39,9 +42,13 @@ class _Views:
         for e in result.emitted:
             if e.actor == actor and e.kind in _KINDS:
                 self.events.setdefault((e.node, str(e.fields.get("peer"))), []).append(e)
-        # Incarnation of each node over time: +1 at every down -> up transition.
-        self.starts: dict[str, list[tuple[float, int]]] = {n: [(0.0, 1)] for n in result.nodes}
-        prev_down: frozenset[str] = frozenset()
+        # Incarnation of each node over time: +1 at every down -> up transition (a late node
+        # is down in the first snapshot, incarnation 0, until it starts).
+        snaps = result.timeline.snapshots
+        prev_down = snaps[0].down if snaps else frozenset()
+        self.starts: dict[str, list[tuple[float, int]]] = {
+            n: [(0.0, 0 if n in prev_down else 1)] for n in result.nodes
+        }
         for snap in result.timeline.snapshots:
             for n in result.nodes:
                 if n in prev_down and n not in snap.down:
@@ -119,7 +126,7 @@ def _accuracy(result: RunResult, cfg: hb.HeartbeatConfig, views: _Views) -> list
 def _completeness(result: RunResult, cfg: hb.HeartbeatConfig, views: _Views) -> list[Violation]:
     tl = result.timeline
     out = []
-    for crashed_at, peer, restart_at in crashes(result.faults):
+    for crashed_at, peer, restart_at in outages(result.faults):
         for observer in _others(result.nodes, peer):
             deadline = crashed_at + (cfg.dead_after + cfg.interval) / _rate(result, observer) + EPSILON
             if deadline > result.sim_seconds or (restart_at is not None and restart_at <= deadline):
@@ -146,7 +153,7 @@ def _recovery(result: RunResult, cfg: hb.HeartbeatConfig, views: _Views) -> list
         return []
     tl = result.timeline
     out = []
-    for _, peer, restart_at in crashes(result.faults):
+    for _, peer, restart_at in outages(result.faults):
         if restart_at is None:
             continue
         for observer in _others(result.nodes, peer):

@@ -2,10 +2,11 @@
 
 A :class:`Fault` is plain data: a true time, an action and the action's arguments. The
 simulator applies it at its time (faults at the same time apply in the order given) and, after
-each one, appends a :class:`Snapshot` to the run's :class:`Timeline`: which nodes are down or
-paused, which directed links are obstructed (partitioned, blocked or clogged) and whether the
-network loses messages. Checkers ask the timeline whether a node or link was healthy over a
-window instead of re-deriving it from the fault list.
+each one, appends a :class:`Snapshot` to the run's :class:`Timeline`: which nodes are down
+(crashed, stopped, or late and not yet started) or paused, which directed links are obstructed
+(partitioned, blocked or clogged) and whether the network loses messages. Checkers ask the
+timeline whether a node or link was healthy over a window instead of re-deriving it from the
+fault list.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "unclog": ((), ("from", "to")),
     "crash": (("node",), ()),
     "restart": (("node",), ()),
+    "start": (("node",), ()),
+    "stop": (("node",), ()),
     "pause": (("node",), ()),
     "resume": (("node",), ()),
     "clock_jump": (("node", "by"), ()),
@@ -38,6 +41,8 @@ class Fault:
 
     Actions: ``partition(groups)``, ``block(src, dst)``, ``unblock(src, dst)``, ``heal()``,
     ``clog(src, dst)``, ``unclog([src, dst])``, ``crash(node)``, ``restart(node)``,
+    ``start(node)`` (a restart, for a late node that never ran), ``stop(node)`` (graceful:
+    ``on_stop`` runs and its messages go out, then the node is down as after a crash),
     ``pause(node)``, ``resume(node)``, ``clock_jump(node, by)``, ``set_loss(value)``,
     ``set_duplicate(value)``, ``set_reorder(value)``.
     """
@@ -123,10 +128,22 @@ class Timeline:
 
 def crashes(faults: Sequence[Fault]) -> list[tuple[float, str, float | None]]:
     """(crash time, node, next restart time or None) for every crash in ``faults``."""
+    return _outages(faults, ("crash",), ("restart",))
+
+
+def outages(faults: Sequence[Fault]) -> list[tuple[float, str, float | None]]:
+    """(time, node, time it next came back or None) for every crash or graceful stop in
+    ``faults``; ``restart`` and ``start`` both bring a node back."""
+    return _outages(faults, ("crash", "stop"), ("restart", "start"))
+
+
+def _outages(
+    faults: Sequence[Fault], down: tuple[str, ...], up: tuple[str, ...]
+) -> list[tuple[float, str, float | None]]:
     out: list[tuple[float, str, float | None]] = []
     for i, f in enumerate(faults):
-        if f.action != "crash" or f.node is None:
+        if f.action not in down or f.node is None:
             continue
-        restart = next((g.at for g in faults[i + 1 :] if g.action == "restart" and g.node == f.node), None)
-        out.append((f.at, f.node, restart))
+        back = next((g.at for g in faults[i + 1 :] if g.action in up and g.node == f.node), None)
+        out.append((f.at, f.node, back))
     return out

@@ -42,6 +42,7 @@ class RunResult:
         name: scenario name (or ``"simulation"``).
         seed: the run seed.
         nodes: node ids.
+        late: the nodes that were not started at t=0 (see ``Simulation(late=...)``).
         sim_seconds: simulated (true) seconds run.
         wall_seconds: real seconds the run took (measured outside the run).
         events: number of trace records.
@@ -70,6 +71,7 @@ class RunResult:
     latency_bound: float | None
     trace: Trace
     wall_seconds: float = 0.0
+    late: tuple[str, ...] = ()
     violations: list[Violation] = field(default_factory=list)
     deliveries: int = 0
 

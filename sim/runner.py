@@ -10,20 +10,24 @@ from typing import Any
 
 from .result import RunResult
 from .scenario import Scenario, load_scenario
-from .systems import SYSTEMS
+from .systems import SYSTEMS, System
 from .trace import first_difference
 from .world import Simulation
 
 
-def build_simulation(scenario: Scenario, seed: int, *, codec_checks: bool | None = None) -> Simulation:
+def build_simulation(
+    scenario: Scenario, seed: int, *, codec_checks: bool | None = None, system: System | None = None
+) -> Simulation:
     """A :class:`Simulation` of ``scenario`` with every fault scheduled, not yet run.
 
     Args:
         scenario: a parsed scenario.
         seed: the run seed.
         codec_checks: overrides the scenario's ``codec_checks`` when not None.
+        system: overrides the registered system named by ``scenario.system`` (for tests of
+            deliberately broken actors).
     """
-    system = SYSTEMS[scenario.system]
+    system = system or SYSTEMS[scenario.system]
     sim = Simulation(
         system.blueprint(scenario.params, scenario.nodes),
         scenario.nodes,
@@ -33,6 +37,7 @@ def build_simulation(scenario: Scenario, seed: int, *, codec_checks: bool | None
         jobs=scenario.jobs,
         codec_checks=scenario.codec_checks if codec_checks is None else codec_checks,
         name=scenario.name,
+        late=scenario.late,
     )
     for fault in scenario.faults:
         sim.schedule(fault)
@@ -40,9 +45,15 @@ def build_simulation(scenario: Scenario, seed: int, *, codec_checks: bool | None
 
 
 def run_scenario(
-    scenario: Scenario | str | Path, seed: int, *, codec_checks: bool | None = None
+    scenario: Scenario | str | Path,
+    seed: int,
+    *,
+    codec_checks: bool | None = None,
+    system: System | None = None,
 ) -> RunResult:
     """Run a scenario (object or TOML path) with ``seed`` and check the system's promises.
+
+    ``system`` overrides the registered system the scenario names (see :func:`build_simulation`).
 
     Returns:
         The :class:`RunResult`, with ``violations`` filled by the system's checkers.
@@ -52,10 +63,10 @@ def run_scenario(
     """
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     wall0 = time.perf_counter()
-    sim = build_simulation(sc, seed, codec_checks=codec_checks)
+    sim = build_simulation(sc, seed, codec_checks=codec_checks, system=system)
     result = sim.run(sc.duration)
     result.wall_seconds = time.perf_counter() - wall0
-    result.violations = SYSTEMS[sc.system].check(result, sc.params)
+    result.violations = (system or SYSTEMS[sc.system]).check(result, sc.params)
     return result
 
 

@@ -6,6 +6,7 @@ Schema (every key is checked; unknown keys are errors)::
     description = "..."                 # optional
     system = "heartbeat"                # required; a key of sim.systems.SYSTEMS
     nodes = 5                           # required: a count (ids n1..nN) or a list of ids
+    late = ["n5"]                       # optional: nodes down at t=0 until a "start" fault
     duration = 60.0                     # required: simulated seconds, > 0
     codec_checks = true                 # optional (default true)
     [heartbeat]                         # the system's parameters (table named after it)
@@ -25,6 +26,8 @@ Schema (every key is checked; unknown keys are errors)::
 Latency distributions: constant(value), uniform(low, high), normal(mean, stdev; clipped at 0),
 exponential(mean), lognormal(mu, sigma). Fault actions and their keys: see
 :data:`sim.faults.ACTIONS` (``from``/``to`` in files are ``src``/``dst`` in :class:`Fault`).
+Membership changes: ``start`` brings up a late (or down) node, ``stop`` is a graceful leave
+(``on_stop`` runs and its messages go out; then down as after a crash).
 
 Any problem raises :class:`ScenarioError` whose one-line message names the file and field, e.g.
 ``scenarios/x.toml: faults[2].node: unknown node 'n9' (nodes are n1..n5)``.
@@ -64,6 +67,7 @@ class Scenario:
     jobs: JobModel = field(default_factory=JobModel)
     faults: tuple[Fault, ...] = ()
     source: str = ""
+    late: tuple[str, ...] = ()
 
 
 class Fields:
@@ -214,6 +218,18 @@ def _parse_fault(f: Fields, nodes: tuple[str, ...], duration: float) -> Fault:
     return Fault(at, action, **kw)
 
 
+def _parse_late(f: Fields, nodes: tuple[str, ...]) -> tuple[str, ...]:
+    late = f.get("late", list, [])
+    for i, n in enumerate(late):
+        if type(n) is not str:
+            raise f.error(f"late[{i}]", f"expected a node id, got {_tname(n)} {n!r}")
+        if n not in nodes:
+            raise f.error(f"late[{i}]", f"unknown node {n!r} (nodes are {_node_list(nodes)})")
+        if n in late[:i]:
+            raise f.error(f"late[{i}]", f"node {n!r} is listed twice")
+    return tuple(late)
+
+
 def _parse_groups(f: Fields, nodes: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     groups = f.get("groups", list)
     out: list[tuple[str, ...]] = []
@@ -259,6 +275,7 @@ def parse_scenario(data: Mapping[str, Any], where: str = "<scenario>") -> Scenar
         if len(set(raw_nodes)) != len(raw_nodes):
             raise f.error("nodes", "node ids must be distinct")
         nodes = tuple(raw_nodes)
+    late = _parse_late(f, nodes)
     duration = f.number("duration")
     if duration <= 0:
         raise f.error("duration", f"must be > 0, got {duration}")
@@ -301,6 +318,7 @@ def parse_scenario(data: Mapping[str, Any], where: str = "<scenario>") -> Scenar
         jobs=JobModel(job_types),
         faults=faults,
         source=where,
+        late=late,
     )
 
 

@@ -7,6 +7,7 @@ heartbeat detector exists so far; elections and job engines register here the sa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +22,40 @@ from .scenario import Fields
 
 @dataclass(frozen=True, slots=True)
 class System:
-    """How to parse, build and check one simulated system."""
+    """How to parse, build and check one simulated system.
+
+    Attributes:
+        name: the ``system = "..."`` of scenario files.
+        parse: the scenario's parameter table -> the system's config (``params``).
+        blueprint: config and node ids -> the blueprint every node runs.
+        check: a finished run and the config -> the broken promises.
+        liveness_seconds: config -> how long a fault-free period must last for the system's
+            liveness promises to be due (used by ``troupe sim swarm`` for its quiet phase).
+            None: ten times the largest timeout in the config (see :func:`liveness_seconds`).
+    """
 
     name: str
     parse: Callable[[Fields], Any]
     blueprint: Callable[[Any, tuple[str, ...]], NodeBlueprint]
     check: Callable[[RunResult, Any], list[Violation]]
+    liveness_seconds: Callable[[Any], float] | None = None
+
+
+def liveness_seconds(system: System, params: Any) -> float:
+    """The fault-free time ``system`` needs to keep its liveness promises under ``params``.
+
+    The system's own ``liveness_seconds`` if it has one; else ten times the largest positive
+    number among the config's dataclass fields (its longest timeout); else 30 seconds.
+    """
+    if system.liveness_seconds is not None:
+        return float(system.liveness_seconds(params))
+    numbers: list[float] = []
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        for f in dataclasses.fields(params):
+            value = getattr(params, f.name)
+            if type(value) in (int, float) and value > 0:
+                numbers.append(float(value))
+    return 10.0 * max(numbers) if numbers else 30.0
 
 
 def _parse_heartbeat(f: Fields) -> hb.HeartbeatConfig:
@@ -54,7 +83,15 @@ def register_system(system: System) -> None:
     SYSTEMS[system.name] = system
 
 
-register_system(System("heartbeat", _parse_heartbeat, _heartbeat_blueprint, check_heartbeat))
+def _heartbeat_liveness(config: hb.HeartbeatConfig) -> float:
+    # A crash is detected within dead_after + interval, a restart within one interval: five
+    # detection periods leave every promise due well inside the quiet period.
+    return 5.0 * (config.dead_after + config.interval)
+
+
+register_system(
+    System("heartbeat", _parse_heartbeat, _heartbeat_blueprint, check_heartbeat, _heartbeat_liveness)
+)
 
 # Each further system registers itself in its own module (imported last: they import this one).
 from . import system_bully, system_gossip, system_raft  # noqa: E402, F401

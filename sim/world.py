@@ -12,12 +12,8 @@ returned, in order (sends go through :class:`~sim.network.Network`, timers back 
 persists into the actor's unsynced buffer, syncs into the node's durable store, emits into the
 trace and ``emitted``, spawn/stop/execute-job as their names say). An unknown effect raises.
 
-Nodes are ``up``, ``paused`` or ``down``. A crash drops every actor object, pending timer and
-unsynced write of the node and bumps nothing yet; messages addressed to it carry the
-destination's incarnation at send time and are dropped on arrival when it no longer matches or
-the node is down. A restart bumps the incarnation and rebuilds the actors from the blueprint,
-giving each ``on_start`` its synced durable state. A paused node handles nothing: what comes due
-meanwhile is queued and rescheduled, in due order, at resume.
+Nodes and their lifecycle (crash, restart, pause, late start, graceful stop) are described in
+:mod:`sim.nodes`; this module applies the faults that drive it.
 
 Every message between actors is encoded with ``transport.codec.encode_envelope`` when sent and
 decoded when delivered (unless ``codec_checks`` is off), so nothing that cannot cross a real wire
@@ -40,7 +36,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from random import Random
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
 from actors import (
     Actor,
@@ -52,7 +48,6 @@ from actors import (
     JobDone,
     NodeBlueprint,
     Persist,
-    Rng,
     Send,
     SetTimer,
     Spawn,
@@ -62,56 +57,15 @@ from actors import (
 from transport.codec import CodecError, decode_envelope, encode_envelope
 
 from .clock import ClockConfig, NodeClock, derive_seed
-from .faults import Fault, Snapshot, Timeline
+from .faults import Fault, Timeline
 from .jobs import JobModel
 from .network import Network, NetworkConfig
+from .nodes import DOWN, NS, PAUSED, UP, Node, SimulationError, Slot, snapshot, to_ns
 from .result import Emitted, RunResult
 from .trace import Trace
 
 DELIVER, TIMER, JOB, FAULT, CALL = 0, 1, 2, 3, 4
-UP, PAUSED, DOWN = "up", "paused", "down"
 JOBS_ACTOR = "$jobs"
-
-
-class SimulationError(RuntimeError):
-    """Misuse of the simulator by a scenario or an actor (for example an unknown effect)."""
-
-
-class _Slot:
-    """One actor incarnation: the actor object, its reused Context, timers, unsynced writes."""
-
-    __slots__ = ("node", "name", "ref", "actor", "ctx", "timers", "unsynced", "alive")
-
-    def __init__(self, node: _Node, name: str, actor: Actor, rng: Random):
-        self.node = node
-        self.name = name
-        self.ref = ActorRef(node.id, name)
-        self.actor = actor
-        self.ctx = Context(self.ref, cast(Rng, rng))
-        self.timers: dict[str, int] = {}
-        self.unsynced: list[tuple[str, Any]] = []
-        self.alive = True
-
-
-class _Node:
-    __slots__ = ("id", "clock", "state", "incarnation", "actors", "durable", "queue")
-
-    def __init__(self, node_id: str, clock: NodeClock):
-        self.id = node_id
-        self.clock = clock
-        self.state = DOWN
-        self.incarnation = 0
-        self.actors: dict[str, _Slot] = {}
-        self.durable: dict[str, dict[str, Any]] = {}
-        self.queue: list[tuple[Any, ...]] = []
-
-
-NS = 1_000_000_000
-
-
-def to_ns(seconds: float) -> int:
-    """Seconds as the simulator's integer nanoseconds."""
-    return round(seconds * NS)
 
 
 class Simulation:
@@ -132,6 +86,7 @@ class Simulation:
         jobs: the job model for ``ExecuteJob``.
         codec_checks: encode and decode every delivered message.
         name: a label for results.
+        late: nodes that stay down at first; a ``start`` fault brings each one up.
     """
 
     def __init__(
@@ -145,9 +100,14 @@ class Simulation:
         jobs: JobModel | None = None,
         codec_checks: bool = True,
         name: str = "simulation",
+        late: Sequence[str] = (),
     ):
         if len(set(nodes)) != len(nodes) or not nodes:
             raise ValueError("nodes must be a non-empty list of distinct ids")
+        unknown = [n for n in late if n not in nodes]
+        if unknown:
+            raise ValueError(f"late nodes must be among the nodes, got {unknown[0]!r}")
+        self.late = tuple(n for n in nodes if n in late)
         self.blueprint = blueprint
         self.seed = seed
         self.name = name
@@ -157,7 +117,7 @@ class Simulation:
         self.job_rng = Random(derive_seed(seed, "jobs"))
         self.jobs = jobs or JobModel()
         clocks = clocks or {}
-        self.nodes: dict[str, _Node] = {n: _Node(n, NodeClock(clocks.get(n))) for n in nodes}
+        self.nodes: dict[str, Node] = {n: Node(n, NodeClock(clocks.get(n))) for n in nodes}
         self.now_ns = 0
         self.trace = Trace()
         self.emitted: list[Emitted] = []
@@ -218,13 +178,14 @@ class Simulation:
     # -- the loop -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start every node (done by the first :meth:`run`)."""
+        """Start every node but the late ones (done by the first :meth:`run`)."""
         if self._started:
             return
         self._started = True
-        for node in self.nodes.values():
+        first = [node for n, node in self.nodes.items() if n not in self.late]
+        for node in first:
             self._bring_up(node)
-        for node in self.nodes.values():
+        for node in first:
             self._start_actors(node)
         self._snapshot()
 
@@ -256,6 +217,7 @@ class Simulation:
             name=self.name,
             seed=self.seed,
             nodes=tuple(self.nodes),
+            late=self.late,
             sim_seconds=self.now,
             events=len(self.trace),
             trace_sha256=self.trace.sha256(),
@@ -420,7 +382,7 @@ class Simulation:
 
         return send
 
-    def _effects(self, slot: _Slot, effects: list[Any], t: int) -> None:
+    def _effects(self, slot: Slot, effects: list[Any], t: int) -> None:
         send = self._send
         for e in effects:
             tp = type(e)
@@ -437,7 +399,7 @@ class Simulation:
             else:
                 self._slow_effect(slot, e, t)
 
-    def _slow_effect(self, slot: _Slot, e: Any, t: int) -> None:
+    def _slow_effect(self, slot: Slot, e: Any, t: int) -> None:
         tp = type(e)
         node = slot.node
         records = self.trace.records
@@ -458,7 +420,7 @@ class Simulation:
         else:
             raise SimulationError(f"{slot.ref}: unknown effect {e!r}")
 
-    def _sync(self, slot: _Slot, t: int) -> None:
+    def _sync(self, slot: Slot, t: int) -> None:
         if not slot.alive:
             return
         store = slot.node.durable.setdefault(slot.name, {})
@@ -470,13 +432,13 @@ class Simulation:
         self.trace.records.append((t, "sync", slot.node.id, slot.name, len(slot.unsynced)))
         slot.unsynced = []
 
-    def _spawn(self, node: _Node, name: str, actor: Actor, t: int) -> None:
+    def _spawn(self, node: Node, name: str, actor: Actor, t: int) -> None:
         if name in node.actors:
             raise SimulationError(f"spawn: actor {name!r} already exists on {node.id}")
         self.trace.records.append((t, "spawn", node.id, name, node.incarnation))
         self._start_actor(node, name, actor, t)
 
-    def _stop(self, node: _Node, name: str, t: int) -> None:
+    def _stop(self, node: Node, name: str, t: int) -> None:
         slot = node.actors.pop(name, None)
         if slot is None:
             return
@@ -488,7 +450,7 @@ class Simulation:
         self._effects(slot, [e for e in effects if type(e) in (Emit, Send, Persist, Sync)], t)
         slot.alive = False
 
-    def _execute(self, slot: _Slot, e: ExecuteJob, t: int) -> None:
+    def _execute(self, slot: Slot, e: ExecuteJob, t: int) -> None:
         node = slot.node
         out = self.jobs.outcome(e.job_type, e.timeout, self.job_rng)
         done = JobDone(e.job_id, out.ok, None, out.error, out.duration)
@@ -496,7 +458,7 @@ class Simulation:
         entry = (t + to_ns(out.duration), next(self._seq), JOB, node, node.incarnation, e.reply_to, done)
         heapq.heappush(self._heap, entry)
 
-    def _prepare(self, slot: _Slot, t: int, sender: ActorRef | None) -> Context:
+    def _prepare(self, slot: Slot, t: int, sender: ActorRef | None) -> Context:
         ctx = slot.ctx
         clock = slot.node.clock
         ctx.now = t * clock.ns_rate
@@ -506,9 +468,9 @@ class Simulation:
 
     # -- node lifecycle -----------------------------------------------------------------------
 
-    def _start_actor(self, node: _Node, name: str, actor: Actor, t: int) -> None:
+    def _start_actor(self, node: Node, name: str, actor: Actor, t: int) -> None:
         rng = Random(derive_seed(self.seed, f"actor/{node.id}/{name}/{node.incarnation}"))
-        slot = _Slot(node, name, actor, rng)
+        slot = Slot(node, name, actor, rng)
         node.actors[name] = slot
         ctx = self._prepare(slot, t, None)
         actor.on_start(ctx, MappingProxyType(dict(node.durable.get(name, {}))))
@@ -517,16 +479,22 @@ class Simulation:
             ctx.effects = []
             self._effects(slot, effects, t)
 
-    def _bring_up(self, node: _Node) -> None:
+    def _bring_up(self, node: Node) -> None:
         node.incarnation += 1
         node.state = UP
         self.trace.records.append((self.now_ns, "start", node.id, "", node.incarnation))
 
-    def _start_actors(self, node: _Node) -> None:
+    def _start_actors(self, node: Node) -> None:
         for name, actor in self.blueprint(node.id).items():
             self._start_actor(node, name, actor, self.now_ns)
 
-    def _crash(self, node: _Node) -> None:
+    def _leave(self, node: Node) -> None:
+        """A graceful stop: every actor's ``on_stop`` (its sends go out), then down as a crash."""
+        for name in list(node.actors):
+            self._stop(node, name, self.now_ns)
+        self._crash(node)
+
+    def _crash(self, node: Node) -> None:
         for slot in node.actors.values():
             slot.alive = False
         node.actors = {}
@@ -553,7 +521,9 @@ class Simulation:
             records.append((t, "fault", "", "", f.describe()))
         if a == "crash" and node is not None and node.state is not DOWN:
             self._crash(node)
-        elif a == "restart" and node is not None and node.state is DOWN:
+        elif a == "stop" and node is not None and node.state is not DOWN:
+            self._leave(node)
+        elif a in ("restart", "start") and node is not None and node.state is DOWN:
             self._bring_up(node)
             self._start_actors(node)
         elif a == "pause" and node is not None and node.state is UP:
@@ -585,12 +555,6 @@ class Simulation:
 
     def _snapshot(self) -> None:
         net = self.network
-        self.timeline.snapshots.append(
-            Snapshot(
-                at=self.now,
-                down=frozenset(n for n, node in self.nodes.items() if node.state is DOWN),
-                paused=frozenset(n for n, node in self.nodes.items() if node.state is PAUSED),
-                obstructed=frozenset(net.blocked | net.clogged),
-                lossy=net.loss > 0 or any((lk.loss or 0) > 0 for lk in net.links.values()),
-            )
-        )
+        lossy = net.loss > 0 or any((lk.loss or 0) > 0 for lk in net.links.values())
+        obstructed = frozenset(net.blocked | net.clogged)
+        self.timeline.snapshots.append(snapshot(self.now, self.nodes, obstructed, lossy))

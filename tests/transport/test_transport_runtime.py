@@ -148,12 +148,20 @@ class Counter(Actor):
         pass
 
 
+def synced_starts(data_dir: Path) -> int:
+    path = data_dir / "n1" / "c.msgpack"
+    if not path.exists():
+        return 0
+    return int(msgpack.unpackb(path.read_bytes()).get("starts", 0))
+
+
 async def test_durable_state_survives_restart_and_unsynced_writes_are_lost(tmp_path: Path) -> None:
     hub, events = MemoryHub(), EventLog()
     for expected_starts in (1, 2, 3):
         async with trio.open_nursery() as nursery:
             rt = await start_node(nursery, hub, "n1", one_actor("c", Counter), events, data_dir=tmp_path)
-            await trio.sleep(0.05)
+            # wait for on_start's sync to reach the disk (an fsync in a thread: slow under load)
+            assert await wait_for(lambda n=expected_starts: synced_starts(tmp_path) == n)
             actor = rt.actor("c")
             assert isinstance(actor, Counter)
             assert actor.durable.get("starts", 0) == expected_starts - 1
