@@ -50,7 +50,7 @@ def test_good_scenario_parses(tmp_path: Path) -> None:
         ("duration = 60.0", 'duration = "long"', "duration: expected float, got str 'long'"),
         ('name = "x"', "", "name: missing required field"),
         ("nodes = 5", "nodes = 5\nextra = true", "extra: unknown field"),
-        ('system = "heartbeat"', 'system = "raft"', "system: unknown system 'raft'"),
+        ('system = "heartbeat"', 'system = "paxos"', "system: unknown system 'paxos'"),
         ("interval = 1.0", "interval = -1.0", "heartbeat: heartbeat interval must be > 0"),
         ("interval = 1.0", "intervl = 1.0", "heartbeat.intervl: unknown field"),
         ('dist = "uniform"', 'dist = "zipf"', "network.latency.dist: unknown distribution 'zipf'"),
