@@ -7,6 +7,7 @@ delivery through :class:`Context`, and execute the effects handlers return.
 
 from ._actor import Actor as Actor
 from ._actor import NodeBlueprint as NodeBlueprint
+from ._actor import combine as combine
 from ._context import Context as Context
 from ._context import Rng as Rng
 from ._effects import EFFECT_TYPES as EFFECT_TYPES

@@ -36,3 +36,22 @@ class Actor:
 NodeBlueprint = Callable[[str], Mapping[str, Actor]]
 """Given a node id, build that node's actors by name. Called at first start and at every
 restart, so each call must return fresh actor objects."""
+
+
+def combine(*blueprints: NodeBlueprint) -> NodeBlueprint:
+    """One blueprint running the actors of every one of ``blueprints`` on each node.
+
+    Raises:
+        ValueError: (when a node is built) two blueprints define an actor of the same name.
+    """
+
+    def build(node_id: str) -> Mapping[str, Actor]:
+        actors: dict[str, Actor] = {}
+        for bp in blueprints:
+            for name, actor in bp(node_id).items():
+                if name in actors:
+                    raise ValueError(f"two blueprints both define actor {name!r}")
+                actors[name] = actor
+        return actors
+
+    return build

@@ -35,8 +35,10 @@ from typing import Any
 
 import trio
 
+from actors.elections import ALGORITHMS
+
 from .events import EventLog, Record
-from .node_cli import ConfigError, _float, add_heartbeat_flags
+from .node_cli import ConfigError, _float, add_election_flags, add_heartbeat_flags, parse_duration
 
 _HUMAN = EventLog(json_lines=False, keep=0)
 
@@ -68,6 +70,8 @@ class ClusterSpec:
     data_dir: Path
     duration: float | None = None
     demo: bool = False
+    election_args: list[str] = field(default_factory=list)
+    """``--election ...`` flags passed to every node as given (checked by the first node)."""
 
     @property
     def ids(self) -> list[str]:
@@ -96,6 +100,7 @@ class ClusterSpec:
             "--dead-after",
             str(self.dead_after),
             "--log-json",
+            *self.election_args,
         ]
         for j, other in enumerate(ids):
             if j != index:
@@ -321,6 +326,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--base-port", help="first port; nodes use base, base+1, ... (default: free ports)")
     up.add_argument("--cluster", default="local", help="cluster name (default local)")
     add_heartbeat_flags(up)
+    add_election_flags(up)
     up.add_argument(
         "--data-dir", metavar="DIR", help="durable state directory (default: a temporary directory)"
     )
@@ -352,7 +358,24 @@ def _spec(args: argparse.Namespace, data_dir: Path) -> ClusterSpec:
     if suspect > dead:
         raise ConfigError(f"--suspect-after={suspect} must be <= --dead-after={dead}")
     duration = None if args.duration is None else _float(args.duration, "--duration", 0)
-    return ClusterSpec(nodes, ports, args.cluster, interval, suspect, dead, data_dir, duration, args.demo)
+    election_args: list[str] = []
+    for flag, value in (
+        ("--election", args.election),
+        ("--election-timeout", args.election_timeout),
+        ("--election-interval", args.election_interval),
+    ):
+        if value is not None:
+            election_args += [flag, value]
+    if args.election is not None and args.election.strip().lower() not in ("none", *ALGORITHMS):
+        raise ConfigError(f"--election={args.election!r}: choose one of none, {', '.join(ALGORITHMS)}")
+    for what, value in (
+        ("--election-timeout", args.election_timeout),
+        ("--election-interval", args.election_interval),
+    ):
+        parse_duration(value, what)
+    return ClusterSpec(
+        nodes, ports, args.cluster, interval, suspect, dead, data_dir, duration, args.demo, election_args
+    )
 
 
 def cmd_cluster_up(args: argparse.Namespace) -> int:

@@ -26,6 +26,10 @@ from pathlib import Path
 
 import trio
 
+from actors import ActorRef, NodeBlueprint, combine
+from actors.elections import ALGORITHMS, Leave
+from actors.elections import NAME as ELECTION
+from actors.elections.select import election_blueprint
 from actors.heartbeat import HeartbeatConfig, blueprint
 
 from .events import EventLog
@@ -50,6 +54,11 @@ class NodeSettings:
     data_dir: Path = Path("data")
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     log_json: bool = False
+    election: str = "none"
+    election_timeout: float | None = None
+    election_interval: float | None = None
+    joining: bool = False
+    leave_on_stop: bool = False
 
 
 def _pick(flag: str | None, env: Mapping[str, str], var: str, default: str | None) -> str | None:
@@ -68,6 +77,24 @@ def _float(value: str | None, what: str, default: float) -> float:
     if not out > 0 or out == float("inf"):
         raise ConfigError(f"{what}={value!r}: must be a number of seconds > 0, such as 0.5 or 5")
     return out
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "": 1.0}
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|)\s*$")
+
+
+def parse_duration(value: str | None, what: str) -> float | None:
+    """``"10s"``, ``"500ms"``, ``"2m"`` or plain seconds ``"1.5"`` -> seconds (None if unset)."""
+    if value is None or value == "":
+        return None
+    m = _DURATION.match(value)
+    if m is None or float(m.group(1)) <= 0:
+        raise ConfigError(f"{what}={value!r}: must be a duration > 0 such as 500ms, 5s, 2m or 1.5")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _check_id(value: str, what: str) -> str:
@@ -129,10 +156,61 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSe
             f"--suspect-after/HEARTBEAT_SUSPECT_AFTER={suspect} must be <= "
             f"--dead-after/HEARTBEAT_DEAD_AFTER={dead}"
         )
-    log_json = bool(args.log_json) or env.get("LOG_JSON", "").lower() in ("1", "true", "yes")
-    return NodeSettings(
-        node_id, listen, peers, cluster, data_dir, HeartbeatConfig(interval, suspect, dead), log_json
+    log_json = bool(args.log_json) or _flag(env.get("LOG_JSON"))
+    election = (_pick(args.election, env, "ELECTION_ALGORITHM", "none") or "none").strip().lower()
+    if election not in ("none", *ALGORITHMS):
+        raise ConfigError(
+            f"--election/ELECTION_ALGORITHM={election!r}: choose one of none, {', '.join(ALGORITHMS)}"
+        )
+    election_timeout = parse_duration(
+        _pick(args.election_timeout, env, "ELECTION_TIMEOUT", None), "--election-timeout/ELECTION_TIMEOUT"
     )
+    election_interval = parse_duration(
+        _pick(args.election_interval, env, "ELECTION_INTERVAL", None),
+        "--election-interval/ELECTION_INTERVAL",
+    )
+    joining = bool(args.join) or _flag(env.get("NODE_JOIN"))
+    leave_on_stop = bool(args.leave_on_stop) or _flag(env.get("NODE_LEAVE_ON_STOP"))
+    settings = NodeSettings(
+        node_id,
+        listen,
+        peers,
+        cluster,
+        data_dir,
+        HeartbeatConfig(interval, suspect, dead),
+        log_json,
+        election,
+        election_timeout,
+        election_interval,
+        joining,
+        leave_on_stop,
+    )
+    try:
+        node_blueprint(settings)
+    except ValueError as e:
+        raise ConfigError(f"--election/ELECTION_*: {e}") from None
+    return settings
+
+
+def node_blueprint(settings: NodeSettings) -> NodeBlueprint:
+    """The actors a node runs: the heartbeat detector and, if configured, an election.
+
+    Raises:
+        ValueError: the election settings are refused by the algorithm (one line).
+    """
+    everyone = (settings.node_id, *settings.peers)
+    heartbeat = blueprint(everyone, settings.heartbeat)
+    if settings.election == "none":
+        return heartbeat
+    election = election_blueprint(
+        settings.election,
+        everyone,
+        election_timeout=settings.election_timeout,
+        interval=settings.election_interval,
+        seeds=tuple(settings.peers) if settings.joining else (),
+        joining=(settings.node_id,) if settings.joining else (),
+    )
+    return combine(heartbeat, election)
 
 
 def add_heartbeat_flags(p: argparse.ArgumentParser) -> None:
@@ -147,6 +225,25 @@ def add_heartbeat_flags(p: argparse.ArgumentParser) -> None:
         "--dead-after",
         metavar="SECONDS",
         help="silence before declaring dead (HEARTBEAT_DEAD_AFTER, default 15)",
+    )
+
+
+def add_election_flags(p: argparse.ArgumentParser) -> None:
+    """The election flags shared by ``node`` and ``cluster up`` (strings, checked later)."""
+    p.add_argument(
+        "--election",
+        metavar="ALGORITHM",
+        help=f"leader election: none, {', '.join(ALGORITHMS)} (ELECTION_ALGORITHM, default none)",
+    )
+    p.add_argument(
+        "--election-timeout",
+        metavar="DURATION",
+        help="e.g. 5s or 300ms; default per algorithm (ELECTION_TIMEOUT)",
+    )
+    p.add_argument(
+        "--election-interval",
+        metavar="DURATION",
+        help="leader heartbeat / probe period; default per algorithm (ELECTION_INTERVAL)",
     )
 
 
@@ -168,6 +265,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--cluster", help="cluster name; peers of another cluster are refused (CLUSTER_NAME)")
     p.add_argument("--data-dir", metavar="DIR", help="durable state directory (DATA_DIR, default ./data)")
     add_heartbeat_flags(p)
+    add_election_flags(p)
+    p.add_argument(
+        "--join",
+        action="store_true",
+        help="join a running cluster through --peer nodes instead of bootstrapping one (NODE_JOIN=1)",
+    )
+    p.add_argument(
+        "--leave-on-stop",
+        action="store_true",
+        help="on SIGTERM/SIGINT, leave the cluster's membership before stopping (NODE_LEAVE_ON_STOP=1)",
+    )
     p.add_argument("--log-json", action="store_true", help="print events as JSON lines (LOG_JSON=1)")
     p.set_defaults(func=cmd_node)
     cluster.register(subparsers)
@@ -203,10 +311,10 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
         settings.peers,
         events=events,
         backoff_max=min(2.0, max(0.2, cfg.interval)),
+        accept_joins=True,
     )
-    everyone = (settings.node_id, *settings.peers)
     runtime = NodeRuntime(
-        settings.node_id, blueprint(everyone, cfg), transport, data_dir=settings.data_dir, events=events
+        settings.node_id, node_blueprint(settings), transport, data_dir=settings.data_dir, events=events
     )
     bind_error: OSError | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -229,6 +337,8 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
                     events.emit(
                         settings.node_id, "", "node.stopping", {"signal": signal.Signals(signum).name}
                     )
+                    if settings.leave_on_stop and settings.election != "none":
+                        await leave_cluster(runtime, settings)
                     runtime.stop()
                     break
         except* OSError as group:
@@ -246,6 +356,14 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
         return 1
     events.emit(settings.node_id, "", "node.stopped", {})
     return 0
+
+
+async def leave_cluster(runtime: NodeRuntime, settings: NodeSettings) -> None:
+    """Ask this node's election actor to leave the membership, and give it time to be heard
+    (Raft: the leader commits the removal; Bully and Gossip: the farewell is sent)."""
+    runtime.tell(ActorRef(settings.node_id, ELECTION), Leave())
+    timeout = settings.election_timeout or 1.0
+    await trio.sleep(min(3.0, max(0.3, timeout)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

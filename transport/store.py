@@ -74,6 +74,9 @@ class ActorStore:
         self.durable: dict[str, Any] = {}
         self.pending: dict[str, Any] = {}
         self.syncs = 0
+        # A stop runs on_stop's Sync while the actor's own Sync may still be in its thread:
+        # syncs of one actor must not interleave (they share the file and its temp file).
+        self._lock = trio.Lock()
 
     async def load(self) -> dict[str, Any]:
         """Read the synced state (empty if there is none) and forget pending writes.
@@ -96,6 +99,10 @@ class ActorStore:
         Raises:
             StoreError: the file could not be written (disk full, permissions).
         """
+        async with self._lock:
+            await self._sync()
+
+    async def _sync(self) -> None:
         if not self.pending:
             return
         merged = dict(self.durable)

@@ -6,111 +6,18 @@ lines from pipes. Every process is killed in a ``finally`` whatever happens.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 
 from transport.cluster import free_ports
+from transport.testing import NodeProc, child_env, node_cmd, poll
 
-ROOT = Path(__file__).resolve().parents[2]
 INTERVAL, SUSPECT, DEAD = 0.2, 0.6, 1.0
-
-
-def node_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "transport.node_cli", "node", *args]
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NODE_", "HEARTBEAT_", "CLUSTER_"))}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-class NodeProc:
-    """One node process and the JSON records it printed (read by a thread)."""
-
-    def __init__(self, node_id: str, argv: list[str], tmp: Path):
-        self.node_id = node_id
-        self.argv = argv
-        self.tmp = tmp
-        self.records: list[dict[str, Any]] = []
-        self.lines: list[str] = []
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env(), cwd=self.tmp
-        )
-        assert self.proc.stdout is not None
-        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
-        self._reader.start()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        with stream:
-            self._read_lines(stream)
-
-    def _read_lines(self, stream: IO[bytes]) -> None:
-        for raw in stream:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            with self._lock:
-                self.lines.append(line)
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict):
-                    self.records.append(rec)
-
-    def find(self, kind: str, since: float = 0.0, **match: Any) -> list[dict[str, Any]]:
-        with self._lock:
-            return [
-                r
-                for r in self.records
-                if r.get("kind") == kind
-                and r["time"] >= since
-                and all(r.get(k) == v for k, v in match.items())
-            ]
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait(10)
-            self._reader.join(10)  # it closes the pipe at EOF
-
-    def terminate(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._reader.join(10)
-        return self.proc.returncode
-
-
-def poll(pred: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 @pytest.fixture
@@ -187,6 +94,13 @@ def test_three_processes_detect_a_sigkilled_node_and_its_restart(cluster: dict[s
         (["--id", "n1"], {"HEARTBEAT_INTERVAL": "-1"}, "--interval/HEARTBEAT_INTERVAL='-1'"),
         (["--id", "n1", "--suspect-after", "5", "--dead-after", "2"], {}, "must be <="),
         (["--id", "n1", "--peer", "n1=127.0.0.1:1"], {}, "own id"),
+        (["--id", "n1"], {"ELECTION_ALGORITHM": "paxos"}, "--election/ELECTION_ALGORITHM='paxos'"),
+        (["--id", "n1", "--election", "raft"], {"ELECTION_TIMEOUT": "soon"}, "ELECTION_TIMEOUT='soon'"),
+        (
+            ["--id", "n1", "--election", "bully", "--election-timeout", "1s", "--election-interval", "2s"],
+            {},
+            "must be < election_timeout",
+        ),
     ],
 )
 def test_bad_configuration_is_one_line_and_exit_code_2(

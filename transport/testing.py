@@ -1,0 +1,115 @@
+"""Test tools for real node processes: start ``troupe node`` OS processes and read their events.
+
+Shipped with the library (like the simulator and the memory transport) so users can write the
+same kind of tests against their own clusters::
+
+    node = NodeProc("n1", node_cmd("--id", "n1", "--log-json", ...), tmp_path)
+    node.start()
+    assert poll(lambda: node.find("node.ready"))
+    node.kill()        # SIGKILL
+
+Each node prints one JSON event per line (``--log-json``); a thread per process reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def node_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "transport.node_cli", "node", *args]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NODE_", "HEARTBEAT_", "CLUSTER_"))}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class NodeProc:
+    """One node process and the JSON records it printed (read by a thread)."""
+
+    def __init__(self, node_id: str, argv: list[str], tmp: Path):
+        self.node_id = node_id
+        self.argv = argv
+        self.tmp = tmp
+        self.records: list[dict[str, Any]] = []
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env(), cwd=self.tmp
+        )
+        assert self.proc.stdout is not None
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        with stream:
+            self._read_lines(stream)
+
+    def _read_lines(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self._lock:
+                self.lines.append(line)
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict):
+                    self.records.append(rec)
+
+    def find(self, kind: str, since: float = 0.0, **match: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                r
+                for r in self.records
+                if r.get("kind") == kind
+                and r["time"] >= since
+                and all(r.get(k) == v for k, v in match.items())
+            ]
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(10)
+            self._reader.join(10)  # it closes the pipe at EOF
+
+    def terminate(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._reader.join(10)
+        return self.proc.returncode
+
+
+def poll(pred: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
