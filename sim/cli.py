@@ -19,7 +19,7 @@ from .systems import SYSTEMS
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``sim`` and ``bench`` commands to the ``troupe`` parser."""
+    """Add the ``sim`` commands to the ``troupe`` parser."""
     sim_p = subparsers.add_parser("sim", help="run fault scenarios in the deterministic simulator")
     sim_sub = sim_p.add_subparsers(dest="sim_command", required=True, metavar="SUBCOMMAND")
 
@@ -48,8 +48,9 @@ def register(subparsers: Any) -> None:
     det_p.add_argument("--seed", type=int, required=True)
     det_p.set_defaults(func=cmd_check_determinism)
 
-    bench_p = subparsers.add_parser("bench", help="benchmarks")
-    bench_sub = bench_p.add_subparsers(dest="bench_command", required=True, metavar="TARGET")
+
+def register_bench(bench_sub: Any) -> None:
+    """Add ``troupe bench sim`` to the ``bench`` subcommands."""
     bsim = bench_sub.add_parser("sim", help="simulator deliveries per second vs a bare heap loop")
     bsim.add_argument("--repeat", type=int, default=5)
     bsim.add_argument("--quick", action="store_true", help="10x smaller workloads")

@@ -1,7 +1,8 @@
 """The ``troupe`` command line: one parser, with each area adding its own subcommands.
 
-``sim`` and ``bench`` come from :mod:`sim.cli`; ``node`` and ``cluster`` from
-:mod:`transport.node_cli`. Every handler returns the process exit code.
+``sim`` and ``bench sim`` come from :mod:`sim.cli`; ``node`` and ``cluster`` from
+:mod:`transport.node_cli`; ``bench failover`` and ``bench raft`` from :mod:`transport.bench`.
+Every handler returns the process exit code.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 def build_parser() -> argparse.ArgumentParser:
     from sim import cli as sim_cli
+    from transport import bench as bench_cli
     from transport import node_cli
 
     parser = argparse.ArgumentParser(
@@ -22,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sim_cli.register(sub)
     node_cli.register(sub)
+    bench = sub.add_parser("bench", help="benchmarks: the simulator, real-process failover, Raft")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="TARGET")
+    sim_cli.register_bench(bench_sub)
+    bench_cli.register(bench_sub)
     return parser
 
 

@@ -8,7 +8,7 @@ actors from the blueprint and gives each one
 - a bounded mailbox (a trio memory channel of ``mailbox_size`` items), and
 - one task that loads the actor's durable state, calls ``on_start`` and then ``receive`` for
   each message, executing the effects of every call **in order** before taking the next
-  message (so ``Persist, Sync, Send`` sends only after the fsync).
+  message (a ``Send`` after a ``Sync`` goes out only once the write is durable; see Sync).
 
 Effects:
   Send       local target: straight into its mailbox; remote: ``transport.send`` (encoded).
@@ -17,7 +17,12 @@ Effects:
              and the actor task drops a fired timer whose generation is no longer current,
              so a cancel or replace is exact even if the old timer already fired.
              The timer's message arrives with ``ctx.sender == ctx.self_ref``.
-  Persist    buffered in memory; Sync writes them durably (see :mod:`transport.store`).
+  Persist    buffered in memory (see :mod:`transport.store`).
+  Sync       seals the writes persisted so far; a flusher task per actor makes every sealed
+             write durable in one fsync (group commit) while the actor goes on handling
+             messages. Every Send that follows a Sync is held until that Sync is durable, so
+             "persisted before sent" holds exactly as if Sync had blocked, and a burst of
+             Raft appends costs one fsync, not one each.
   Emit       one structured event (see :mod:`transport.events`).
   Spawn/Stop actors on this node (Stop calls ``on_stop`` and keeps the durable state).
   ExecuteJob runs the ``async def`` processor registered for the job type under
@@ -110,6 +115,14 @@ class _Cell:
     timer_gen: int = 0
     last_drop_report: float = -1e9
     started: trio.Event = field(default_factory=trio.Event)
+    # Group commit: Sync effects requested so far, and how many are durable; sends that
+    # follow a not-yet-durable Sync wait in ``held`` with the count they need.
+    syncs_requested: int = 0
+    syncs_durable: int = 0
+    syncs_settled: int = 0
+    held: list[tuple[int, ActorRef, Any]] = field(default_factory=list)
+    sync_wanted: trio.Event = field(default_factory=trio.Event)
+    sync_done: trio.Event = field(default_factory=trio.Event)
 
 
 class NodeRuntime:
@@ -251,20 +264,63 @@ class NodeRuntime:
             except StoreError as e:
                 self._diag("runtime.store_error", level="error", actor=cell.name, error=str(e))
                 durable = {}
-            effects = self._call(
-                cell, None, "on_start", cell.actor.on_start, cell.ctx, MappingProxyType(durable)
-            )
-            cell.started.set()
-            await self._execute(cell, effects)
-            async for sender, msg, key, gen in cell.outbox:
-                if key is not None:
-                    current = cell.timers.get(key)
-                    if current is None or current[0] != gen:
-                        continue  # cancelled or replaced after it fired
-                    del cell.timers[key]
-                self.stats.delivered += 1
-                effects = self._call(cell, sender, type(msg).__name__, cell.actor.receive, cell.ctx, msg)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._flusher, cell)
+                effects = self._call(
+                    cell, None, "on_start", cell.actor.on_start, cell.ctx, MappingProxyType(durable)
+                )
+                cell.started.set()
                 await self._execute(cell, effects)
+                async for sender, msg, key, gen in cell.outbox:
+                    if key is not None:
+                        current = cell.timers.get(key)
+                        if current is None or current[0] != gen:
+                            continue  # cancelled or replaced after it fired
+                        del cell.timers[key]
+                    self.stats.delivered += 1
+                    effects = self._call(cell, sender, type(msg).__name__, cell.actor.receive, cell.ctx, msg)
+                    await self._execute(cell, effects)
+                nursery.cancel_scope.cancel()
+
+    async def _flusher(self, cell: _Cell) -> None:
+        """Group commit: one fsync covers every write persisted since the last one began.
+
+        The actor keeps handling messages while a sync is in its thread; its later Persists
+        join the next sync, and every Send that follows a Sync waits in ``cell.held`` until
+        that Sync is durable, so "persisted before sent" holds as if each Sync had blocked.
+        """
+        while True:
+            await cell.sync_wanted.wait()
+            cell.sync_wanted = trio.Event()
+            target = cell.syncs_requested
+            try:
+                await cell.store.flush()
+            except StoreError as e:
+                # Sends that relied on this durability are dropped, as after a crash.
+                self._diag("runtime.store_error", level="error", actor=cell.name, error=str(e))
+                cell.held = [h for h in cell.held if h[0] > target]
+            else:
+                cell.syncs_durable = target
+                self._release(cell)
+            cell.syncs_settled = target
+            cell.sync_done.set()
+            cell.sync_done = trio.Event()
+
+    def _release(self, cell: _Cell) -> None:
+        me = cell.ctx.self_ref
+        ready = 0
+        for needs, to, msg in cell.held:
+            if needs > cell.syncs_durable:
+                break
+            self._send(me, to, msg)
+            ready += 1
+        if ready:
+            del cell.held[:ready]
+
+    async def _wait_durable(self, cell: _Cell) -> None:
+        """Wait until every Sync requested so far is durable (or has failed)."""
+        while cell.syncs_settled < cell.syncs_requested:
+            await cell.sync_done.wait()
 
     def _call(
         self, cell: _Cell, sender: ActorRef | None, what: str, fn: Callable[..., None], *args: Any
@@ -299,6 +355,8 @@ class NodeRuntime:
         allowed: list[Effect] = [e for e in effects if isinstance(e, (Emit, Send, Persist, Sync))]
         try:
             await self._execute(cell, allowed)
+            with trio.move_on_after(10):
+                await self._wait_durable(cell)
         finally:
             cell.inbox.close()
             cell.scope.cancel()
@@ -311,7 +369,10 @@ class NodeRuntime:
             t = type(eff)
             if t is Send:
                 assert isinstance(eff, Send)
-                self._send(me, eff.to, eff.msg)
+                if cell.syncs_durable < cell.syncs_requested:
+                    cell.held.append((cell.syncs_requested, eff.to, eff.msg))
+                else:
+                    self._send(me, eff.to, eff.msg)
             elif t is SetTimer:
                 assert isinstance(eff, SetTimer)
                 self._set_timer(cell, eff.key, eff.delay, eff.msg)
@@ -324,12 +385,9 @@ class NodeRuntime:
                 assert isinstance(eff, Persist)
                 cell.store.persist(eff.key, eff.value)
             elif t is Sync:
-                try:
-                    await cell.store.sync()
-                except StoreError as e:
-                    # Later effects may rely on durability ("persist before you answer"): skip them.
-                    self._diag("runtime.store_error", level="error", actor=cell.name, error=str(e))
-                    return
+                if cell.store.seal():
+                    cell.syncs_requested += 1
+                    cell.sync_wanted.set()
             elif t is Emit:
                 assert isinstance(eff, Emit)
                 self.events.emit(self.node_id, cell.name, eff.kind, eff.fields)

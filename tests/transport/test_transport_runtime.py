@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import trio
 
 from actors import Actor, ActorRef, Context, JobDone, message
@@ -19,6 +18,7 @@ from actors.heartbeat import HeartbeatConfig, blueprint
 from transport.events import EventLog
 from transport.memory import MemoryHub
 from transport.runtime import NodeRuntime, Processor
+from transport.store import replay
 
 
 @message("test.rt.Note")
@@ -149,10 +149,8 @@ class Counter(Actor):
 
 
 def synced_starts(data_dir: Path) -> int:
-    path = data_dir / "n1" / "c.msgpack"
-    if not path.exists():
-        return 0
-    return int(msgpack.unpackb(path.read_bytes()).get("starts", 0))
+    state, _good, _size = replay(data_dir / "n1" / "c.wal")
+    return int(state.get("starts", 0))
 
 
 async def test_durable_state_survives_restart_and_unsynced_writes_are_lost(tmp_path: Path) -> None:
@@ -172,7 +170,7 @@ async def test_durable_state_survives_restart_and_unsynced_writes_are_lost(tmp_p
                 rt.stop()
             else:
                 rt.crash()
-    on_disk = msgpack.unpackb((tmp_path / "n1" / "c.msgpack").read_bytes())
+    on_disk, _good, _size = replay(tmp_path / "n1" / "c.wal")
     assert on_disk == {"starts": 3}
     assert not list((tmp_path / "n1").glob("*.tmp"))
 
@@ -311,4 +309,44 @@ async def test_remote_send_goes_through_the_codec() -> None:
         # an unregistered message cannot cross, even in memory
         assert not a.tell(ActorRef("b", "e"), object(), sender=ActorRef("a", "e"))
         assert events.find("runtime.not_encodable")
+        nursery.cancel_scope.cancel()
+
+
+class Writer(Actor):
+    """Persists the sequence number of each note, syncs, then tells the reader."""
+
+    def receive(self, ctx: Context, msg: Any) -> None:
+        if isinstance(msg, Note):
+            ctx.persist("last", msg.text)
+            ctx.sync()
+            ctx.send(ActorRef(ctx.node_id, "reader"), Note(msg.text))
+
+
+class Reader(Actor):
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.durable_when_told: list[bool] = []
+
+    def receive(self, ctx: Context, msg: Any) -> None:
+        state, _good, _size = replay(self.data_dir / "n1" / "writer.wal")
+        self.durable_when_told.append(state.get("last") is not None and int(state["last"]) >= int(msg.text))
+
+
+async def test_a_send_after_a_sync_waits_for_the_write_to_be_durable_even_in_a_burst(tmp_path: Path) -> None:
+    # Given a writer that persists, syncs and then tells a reader, under a burst of 200 notes
+    reader = Reader(tmp_path)
+    hub, events = MemoryHub(), EventLog()
+
+    def bp(node_id: str) -> Mapping[str, Actor]:
+        return {"writer": Writer(), "reader": reader}
+
+    async with trio.open_nursery() as nursery:
+        rt = await start_node(nursery, hub, "n1", bp, events, data_dir=tmp_path)
+        for i in range(200):
+            rt.tell(ActorRef("n1", "writer"), Note(str(i)))
+        assert await wait_for(lambda: len(reader.durable_when_told) == 200)
+        # Expect every message to arrive only once its write is on disk, with fewer fsyncs than writes
+        assert all(reader.durable_when_told)
+        store = rt.store.for_actor("writer")
+        assert store.syncs < 200, store.syncs
         nursery.cancel_scope.cancel()
