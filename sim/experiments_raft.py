@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from actors.elections.raft import LEADER, Raft, RaftConfig, RequestVote, VoteRes
 from actors.elections.raft import blueprint as raft_blueprint
 
 from .faults import Fault
-from .network import Constant, NetworkConfig
+from .network import Constant, NetworkConfig, Uniform
 from .world import Simulation
 
 
@@ -44,19 +45,31 @@ def failover(
     *,
     election_timeout: float = 0.15,
     interval: float = 0.05,
-    latency: float = 0.015,
+    latency: float | tuple[float, float] = 0.015,
     warmup: float = 2.0,
     horizon: float = 10.0,
     pre_vote: bool = True,
+    check_quorum: bool = True,
+    randomness: float | None = None,
+    crash_jitter: float = 0.0,
 ) -> Failover:
-    """Crash the leader at ``warmup`` and measure how long until the next one."""
+    """Crash the leader at ``warmup`` (plus a seeded random part of ``crash_jitter``, as the
+    paper crashed it at a random point of its heartbeat interval) and measure how long until
+    the next one is elected."""
     nodes = tuple(f"n{i}" for i in range(1, n + 1))
-    cfg = RaftConfig(election_timeout=election_timeout, interval=interval, pre_vote=pre_vote)
+    cfg = RaftConfig(
+        election_timeout=election_timeout,
+        interval=interval,
+        pre_vote=pre_vote,
+        check_quorum=check_quorum,
+        election_randomness=randomness,
+    )
+    warmup += random.Random(seed).uniform(0, crash_jitter) if crash_jitter else 0.0
     s = Simulation(
         raft_blueprint(nodes, cfg),
         nodes,
         seed=seed,
-        network=NetworkConfig(latency=Constant(latency)),
+        network=NetworkConfig(latency=Uniform(*latency) if isinstance(latency, tuple) else Constant(latency)),
         codec_checks=False,
     )
     s.run(warmup)
@@ -114,10 +127,48 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=200)
     ap.add_argument("--nodes", type=int, nargs="+", default=[3, 5, 7])
     ap.add_argument("--no-pre-vote", action="store_true")
+    ap.add_argument(
+        "--paper",
+        action="store_true",
+        help="the Raft paper's Figure 16 setup: 5 nodes, timeouts 150 ms + 5 ms and + 50 ms of "
+        "randomness, heartbeats every 75 ms, crash at a random point of it, no pre-vote or check-quorum",
+    )
+    ap.add_argument(
+        "--latency-ms",
+        type=float,
+        nargs="+",
+        default=[15.0],
+        help="one-way latency: one value (constant) or LOW HIGH (uniform); default 15",
+    )
     args = ap.parse_args(argv)
+    latency: float | tuple[float, float] = (
+        args.latency_ms[0] / 1000
+        if len(args.latency_ms) == 1
+        else (args.latency_ms[0] / 1000, args.latency_ms[1] / 1000)
+    )
+    if args.paper:
+        for spread in (0.005, 0.05):
+            wall = time.perf_counter()
+            samples = [
+                failover(5, seed, interval=0.075, pre_vote=False, check_quorum=False,
+                         randomness=spread, crash_jitter=0.075, latency=latency)
+                for seed in range(1, args.seeds + 1)
+            ]  # fmt: skip
+            summary = summarize(samples)
+            summary.update(
+                nodes=5,
+                timeouts_ms=[150, round(150 + spread * 1000)],
+                latency_ms=args.latency_ms,
+                wall_seconds=round(time.perf_counter() - wall, 1),
+            )
+            print(json.dumps(summary, sort_keys=True), flush=True)
+        return 0
     for n in args.nodes:
         wall = time.perf_counter()
-        samples = [failover(n, seed, pre_vote=not args.no_pre_vote) for seed in range(1, args.seeds + 1)]
+        samples = [
+            failover(n, seed, pre_vote=not args.no_pre_vote, latency=latency)
+            for seed in range(1, args.seeds + 1)
+        ]
         summary = summarize(samples)
         summary.update(
             nodes=n, pre_vote=not args.no_pre_vote, wall_seconds=round(time.perf_counter() - wall, 1)

@@ -86,6 +86,10 @@ class RaftConfig(ElectionConfig):
             past the last snapshot (0: never).
         max_entries_per_append: at most this many entries per AppendEntries.
         machine: builds the replicated state machine (a fresh one per incarnation).
+        election_randomness: the election timeout is drawn from
+            ``[election_timeout, election_timeout + election_randomness)``; None (default)
+            means ``election_timeout`` (the usual ``[t, 2t)``). The Raft paper's Figure 16
+            varies it (5 ms to 150 ms over a 150 ms base).
     """
 
     election_timeout: float = 1.0
@@ -95,6 +99,7 @@ class RaftConfig(ElectionConfig):
     snapshot_threshold: int = 1000
     max_entries_per_append: int = 64
     machine: Callable[[], StateMachine] = field(default=KVMachine, compare=False)
+    election_randomness: float | None = None
 
     def __post_init__(self) -> None:
         ElectionConfig.__post_init__(self)
@@ -102,6 +107,8 @@ class RaftConfig(ElectionConfig):
             raise ValueError(
                 f"raft interval ({self.interval}) must be < election_timeout ({self.election_timeout})"
             )
+        if self.election_randomness is not None and not self.election_randomness > 0:
+            raise ValueError(f"election_randomness must be > 0 seconds, got {self.election_randomness}")
         if self.snapshot_threshold < 0:
             raise ValueError(f"snapshot_threshold must be >= 0 (0: never), got {self.snapshot_threshold}")
         if self.max_entries_per_append < 1:

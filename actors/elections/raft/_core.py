@@ -284,7 +284,8 @@ class Raft(Actor):
 
     def _reset_election_timer(self, ctx: Context) -> None:
         timeout = self.cfg.election_timeout
-        self.election_deadline = ctx.now + ctx.random.uniform(timeout, 2 * timeout)
+        spread = timeout if self.cfg.election_randomness is None else self.cfg.election_randomness
+        self.election_deadline = ctx.now + ctx.random.uniform(timeout, timeout + spread)
 
     def _schedule_tick(self, ctx: Context) -> None:
         delay = self.cfg.interval
