@@ -13,7 +13,9 @@ and ``f = 1 / (1 + min drift)`` (how long a local second can last in true time):
 - ``bully.convergence`` / ``bully.one_coordinator`` / ``bully.stable``: take each quiet window
   between two consecutive faults (or a fault and the end) in which the network loses nothing and
   every obstruction is symmetric (a partition, or blocks both ways). The live nodes (up, not
-  paused, not left) split into components that can talk both ways. From ``T + B`` after the
+  paused, not left) split into components that can talk both ways; each must be a clique
+  (every pair talks directly: Bully has no relaying, so when ``a`` and ``b`` are cut from each
+  other but both reach ``c``, ``a`` never hears ``b`` and no promise is made). From ``T + B`` after the
   window's start ``T`` until the window ends, every live node names the highest-ranked node of
   its component, exactly one node of each component names itself, and no view changes, where
 
@@ -175,7 +177,10 @@ def _convergence(result: RunResult, cfg: BullyConfig, h: _History) -> list[Viola
             continue  # one-way obstructions make no promise
         up = [n for n in result.nodes if n not in snap.down and n not in snap.paused]
         live = [n for n in up if not h.view(n, at)[1]]
-        for comp in _components(live, snap.obstructed):
+        comps = _components(live, snap.obstructed)
+        if any((a, b) in snap.obstructed for comp in comps for a in comp for b in comp):
+            continue  # a non-transitive cut (a-b blocked, both reach c): no promise, see above
+        for comp in comps:
             out += _check_component(cfg, h, comp, at, end)
     return out
 
