@@ -4,7 +4,7 @@ How it works
 ------------
 Ports are taken from ``--base-port`` upwards or, by default, asked of the kernel (bind port 0
 on 127.0.0.1, read it, close). Each node is a child OS process running
-``python -m transport.node_cli node ... --log-json``; a reader task per child parses its JSON
+``python -m transport.cli node ... --log-json``; a reader task per child parses its JSON
 lines, remembers them (for the demo) and prints them as ``n1 | 12:00:01.234 n1 heartbeat
 peer.dead peer=n3 silence=1.2``. Lines that are not JSON (tracebacks) are printed as they are.
 
@@ -83,7 +83,7 @@ class ClusterSpec:
         argv = [
             sys.executable,
             "-m",
-            "transport.node_cli",
+            "transport.cli",
             "node",
             "--id",
             ids[index],

@@ -9,8 +9,6 @@ variable and what is allowed, with exit code 2. Events (``peer.suspect``, ``peer
 and SIGTERM stop the node gracefully (exit 0).
 
 ``troupe cluster up`` is in :mod:`transport.cluster`; this module only registers it.
-
-Run without the top-level CLI as ``python -m transport.node_cli node ...``.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,20 +362,3 @@ async def leave_cluster(runtime: NodeRuntime, settings: NodeSettings) -> None:
     runtime.tell(ActorRef(settings.node_id, ELECTION), Leave())
     timeout = settings.election_timeout or 1.0
     await trio.sleep(min(3.0, max(0.3, timeout)))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m transport.node_cli node|cluster ...`` without the rest of the CLI."""
-    parser = argparse.ArgumentParser(prog="troupe")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except KeyboardInterrupt:
-        return 130
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

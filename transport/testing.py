@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def node_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "transport.node_cli", "node", *args]
+    return [sys.executable, "-m", "transport.cli", "node", *args]
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Real ``troupe node`` OS processes on loopback: configuration errors, crash detection, restart.
 
-The nodes run as ``python -m transport.node_cli node ... --log-json``; the test reads their JSON
+The nodes run as ``python -m transport.cli node ... --log-json``; the test reads their JSON
 lines from pipes. Every process is killed in a ``finally`` whatever happens.
 """
 
@@ -106,14 +106,10 @@ def test_three_processes_detect_a_sigkilled_node_and_its_restart(cluster: dict[s
 def test_bad_configuration_is_one_line_and_exit_code_2(
     args: list[str], env: dict[str, str], needle: str
 ) -> None:
-    from transport.node_cli import ConfigError, main
-
-    del main  # imported to show the entry point exists; the process is what we test
     r = subprocess.run(node_cmd(*args), env=child_env(**env), capture_output=True, text=True, timeout=30)
     assert r.returncode == 2, r
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
-    assert issubclass(ConfigError, ValueError)
 
 
 def test_settings_come_from_the_environment_and_flags_win() -> None:
@@ -142,7 +138,7 @@ def test_settings_come_from_the_environment_and_flags_win() -> None:
 
 @pytest.mark.slow
 def test_cluster_up_demo_finishes_by_itself(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "transport.node_cli", "cluster", "up", "--nodes", "3",
+    cmd = [sys.executable, "-m", "transport.cli", "cluster", "up", "--nodes", "3",
            "--interval", "0.3", "--suspect-after", "0.6", "--dead-after", "1.0",
            "--data-dir", str(tmp_path), "--demo"]  # fmt: skip
     r = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=90, cwd=tmp_path)
