@@ -12,8 +12,11 @@ They read the events the Raft actor emits (actor ``election``):
 Checkers (Raft §5, Figure 3):
 
 - ``raft.election_safety``: at most one node becomes leader in a term;
+- ``raft.log_matching`` (§5.3): in the durable logs every node holds at the end of the run
+  (crashed nodes included), if two logs have an entry with the same index and term, they hold
+  the same entries up to that index;
 - ``raft.state_machine_safety``: no two nodes (or two incarnations) apply different entries
-  at the same index (this also catches broken log matching);
+  at the same index;
 - ``raft.leader_completeness``: no index is ever committed with two different entries, and a
   leader elected in term E holds (by its last index and term) every entry committed in a term
   before E;
@@ -46,11 +49,47 @@ def check_raft(
     events = [e for e in result.emitted if e.actor == actor]
     out: list[Violation] = []
     out += election_safety(events)
+    out += log_matching(result, actor)
     out += state_machine_safety(events)
     out += leader_completeness(events)
     out += durability(result, events)
     out += liveness(result, events, tuple(members or result.nodes), settle, proposals)
     return sorted(out, key=lambda v: (v.t, v.node, v.checker, v.description))
+
+
+def durable_log(state: dict[str, Any]) -> dict[int, Any]:
+    """Index -> ``[term, kind, data]`` of the entries a Raft actor's durable state holds."""
+    return {int(k[4:]): v for k, v in state.items() if k.startswith("log/")}
+
+
+def log_matching(result: RunResult, actor: str = NAME) -> list[Violation]:
+    """Raft §5.3, Log Matching, over the durable logs at the end of the run."""
+    logs = {n: durable_log(result.durable.get(n, {}).get(actor, {})) for n in result.nodes}
+    out: list[Violation] = []
+    names = sorted(logs)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            la, lb = logs[a], logs[b]
+            both = sorted(set(la) & set(lb))
+            # the highest index at which both hold an entry of the same term
+            top = next((k for k in reversed(both) if la[k][0] == lb[k][0]), None)
+            if top is None:
+                continue
+            for k in both:
+                if k > top:
+                    break
+                if la[k] != lb[k]:
+                    out.append(
+                        Violation(
+                            "raft.log_matching",
+                            result.sim_seconds,
+                            a,
+                            f"{a} and {b} agree on the term of index {top} but differ at index {k}: "
+                            f"term {la[k][0]} vs {lb[k][0]}",
+                        )
+                    )
+                    break
+    return out
 
 
 def election_safety(events: Sequence[Emitted]) -> list[Violation]:

@@ -55,6 +55,8 @@ class RunResult:
         drift: clock drift per node.
         latency_bound: the largest possible one-way delay including reordering, or None.
         trace: the full trace (``trace.iter_canonical()`` for the records).
+        durable: what every actor had synced when the run ended, by node then actor (crashed
+            nodes included): checkers compare durable logs with it.
     """
 
     name: str
@@ -74,6 +76,7 @@ class RunResult:
     late: tuple[str, ...] = ()
     violations: list[Violation] = field(default_factory=list)
     deliveries: int = 0
+    durable: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def summary_json(self, scenario: str = "") -> dict[str, Any]:
         """The one-line JSON summary the CLI prints last."""

@@ -229,6 +229,10 @@ class Simulation:
             latency_bound=bound,
             trace=self.trace,
             deliveries=self.deliveries,
+            durable={
+                n: {actor: dict(state) for actor, state in node.durable.items()}
+                for n, node in self.nodes.items()
+            },
         )
 
     def _loop(self, until: int) -> None:
