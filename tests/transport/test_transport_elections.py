@@ -40,6 +40,14 @@ class Cluster:
         node.start()
         return node
 
+    def start_three(self) -> list[str]:
+        """Start n1, n2 and n3, each knowing the other two; returns their ids."""
+        ids = ["n1", "n2", "n3"]
+        self.ports.update(zip(ids, free_ports(3), strict=True))
+        for nid in ids:
+            self.add(nid, [p for p in ids if p != nid])
+        return ids
+
     def leader_of(self, node_id: str, since: float = 0.0) -> str | None:
         seen = self.nodes[node_id].find("leader.changed", since)
         return seen[-1]["leader"] if seen else None
@@ -69,10 +77,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
 
 @pytest.mark.slow
 def test_leader_killed_survivors_agree_then_it_rejoins(cluster: Cluster) -> None:
-    ids = ["n1", "n2", "n3"]
-    cluster.ports.update(zip(ids, free_ports(3), strict=True))
-    for nid in ids:
-        cluster.add(nid, [p for p in ids if p != nid])
+    ids = cluster.start_three()
     # Given three nodes that agree on a leader
     assert poll(lambda: cluster.agreed(ids) is not None, 30), cluster.dump()
     leader = cluster.agreed(ids)
@@ -98,10 +103,7 @@ def test_leader_killed_survivors_agree_then_it_rejoins(cluster: Cluster) -> None
 
 @pytest.mark.slow
 def test_a_node_joins_and_another_leaves_at_run_time(cluster: Cluster) -> None:
-    ids = ["n1", "n2", "n3"]
-    cluster.ports.update(zip(ids, free_ports(3), strict=True))
-    for nid in ids:
-        cluster.add(nid, [p for p in ids if p != nid])
+    ids = cluster.start_three()
     assert poll(lambda: cluster.agreed(ids) is not None, 30), cluster.dump()
 
     # When n4 joins through the running nodes
