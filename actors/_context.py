@@ -80,9 +80,10 @@ class Context:
 
     def reply(self, msg: Any) -> None:
         """Send ``msg`` to the sender of the message being handled."""
-        if self.sender is None:
+        sender = self.sender
+        if sender is None:
             raise RuntimeError("reply() outside a message with a sender")
-        self.effects.append(Send(self.sender, msg))
+        self.effects.append(Send(sender, msg))
 
     def set_timer(self, key: str, delay: float, msg: Any) -> None:
         """Deliver ``msg`` to self after ``delay`` seconds; replaces a pending ``key``."""

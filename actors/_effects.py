@@ -20,15 +20,31 @@ if TYPE_CHECKING:
     from ._actor import Actor
 
 
-@dataclass(frozen=True, slots=True)
+# Send and SetTimer are built once per message and per timer, so they have a hand-written
+# __init__: a frozen dataclass's generated one assigns each field through
+# ``object.__setattr__(self, name, value)``, which costs about as much again as the rest of the
+# construction; calling the slot descriptors' ``__set__`` directly (the ``_set_*`` bindings
+# after each class) does the same assignment, still bypassing the frozen ``__setattr__``.
+# Everything else (fields, eq, hash, repr, frozenness) is the dataclass's own.
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Send:
     """Deliver ``msg`` to the actor at ``to`` (any node, including this one)."""
 
     to: ActorRef
     msg: Any
 
+    def __init__(self, to: ActorRef, msg: Any) -> None:
+        _set_send_to(self, to)
+        _set_send_msg(self, msg)
 
-@dataclass(frozen=True, slots=True)
+
+_set_send_to = Send.__dict__["to"].__set__
+_set_send_msg = Send.__dict__["msg"].__set__
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class SetTimer:
     """After ``delay`` seconds of this node's monotonic clock, deliver ``msg`` to self.
 
@@ -38,6 +54,16 @@ class SetTimer:
     key: str
     delay: float
     msg: Any
+
+    def __init__(self, key: str, delay: float, msg: Any) -> None:
+        _set_timer_key(self, key)
+        _set_timer_delay(self, delay)
+        _set_timer_msg(self, msg)
+
+
+_set_timer_key = SetTimer.__dict__["key"].__set__
+_set_timer_delay = SetTimer.__dict__["delay"].__set__
+_set_timer_msg = SetTimer.__dict__["msg"].__set__
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,12 +81,22 @@ def registered() -> dict[str, type[Any]]:
 
 
 @message("troupe.ActorRef")
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ActorRef:
     """The address of an actor: the node it lives on and its name there."""
 
     node: str
     name: str
 
+    def __init__(self, node: str, name: str) -> None:
+        # Built for every decoded envelope: set the slots directly rather than through the
+        # frozen dataclass's ``object.__setattr__`` (same trick as ``Send``, see ``_effects``).
+        _set_ref_node(self, node)
+        _set_ref_name(self, name)
+
     def __str__(self) -> str:
         return f"{self.name}@{self.node}"
+
+
+_set_ref_node = ActorRef.__dict__["node"].__set__
+_set_ref_name = ActorRef.__dict__["name"].__set__

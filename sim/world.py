@@ -238,7 +238,6 @@ class Simulation:
     def _loop(self, until: int) -> None:
         heap = self._heap
         pop = heapq.heappop
-        nodes = self.nodes
         net = self.network
         trace = self.trace.records.append
         codec = self.codec_checks
@@ -252,8 +251,7 @@ class Simulation:
                 t = ev[0]
                 kind = ev[2]
                 if kind == DELIVER:
-                    _, _, _, mid, src, dst, payload, inc = ev
-                    node = nodes.get(dst.node)
+                    _, _, _, mid, src, dst, payload, inc, node = ev
                     if node is None or node.incarnation != inc or node.state is DOWN:
                         trace((t, "drop", dst.node, dst.name, mid, "crashed"))
                         continue
@@ -292,8 +290,8 @@ class Simulation:
                     effects = ctx.effects
                     if effects:
                         ctx.effects = []
-                        if len(effects) == 1 and type(effects[0]) is Send:  # a reply: the common case
-                            send(slot.ref, effects[0].to, effects[0].msg, t)
+                        if len(effects) == 1 and type(e := effects[0]) is Send:  # a reply: the common case
+                            send(slot.ref, e.to, e.msg, t)
                         else:
                             effects_of(slot, effects, t)
                 elif kind == TIMER:
@@ -356,42 +354,46 @@ class Simulation:
         net = self.network
         codec = self.codec_checks
 
+        # A DELIVER entry is (time, seq, DELIVER, msg_id, src, dst, payload, dst incarnation at
+        # send, dst Node or None): the Node is resolved here, once, so delivery skips a lookup.
         def send(src: ActorRef, to: ActorRef, msg: Any, t: int) -> None:
             mid = next(seq)
+            src_node = src.node
             dst_node = to.node
-            trace((t, "send", src.node, src.name, mid, dst_node, to.name, msg))
+            trace((t, "send", src_node, src.name, mid, dst_node, to.name, msg))
             if codec:
                 try:
                     payload: Any = encode_envelope(src, to, msg)
                 except CodecError as err:
-                    trace((t, "drop", src.node, src.name, mid, f"codec: {err}"))
+                    trace((t, "drop", src_node, src.name, mid, f"codec: {err}"))
                     return
             else:
                 payload = msg
             dst = nodes.get(dst_node)
             inc = dst.incarnation if dst is not None else -1
-            if dst_node == src.node:
-                push(heap, (t, mid, DELIVER, mid, src, to, payload, inc))
+            if dst_node == src_node:
+                push(heap, (t, mid, DELIVER, mid, src, to, payload, inc, dst))
             elif net.fast:
-                push(heap, (t + net.const_ns, mid, DELIVER, mid, src, to, payload, inc))
+                push(heap, (t + net.const_ns, mid, DELIVER, mid, src, to, payload, inc, dst))
             else:
-                plan = net.plan(src.node, dst_node)
+                plan = net.plan(src_node, dst_node)
                 if isinstance(plan, str):
-                    trace((t, "drop", src.node, src.name, mid, plan))
+                    trace((t, "drop", src_node, src.name, mid, plan))
                     return
-                push(heap, (t + round(plan[0] * NS), mid, DELIVER, mid, src, to, payload, inc))
+                push(heap, (t + round(plan[0] * NS), mid, DELIVER, mid, src, to, payload, inc, dst))
                 for delay in plan[1:]:
-                    trace((t, "duplicate", src.node, src.name, mid))
-                    push(heap, (t + round(delay * NS), next(seq), DELIVER, mid, src, to, payload, inc))
+                    trace((t, "duplicate", src_node, src.name, mid))
+                    push(heap, (t + round(delay * NS), next(seq), DELIVER, mid, src, to, payload, inc, dst))
 
         return send
 
     def _effects(self, slot: Slot, effects: list[Any], t: int) -> None:
         send = self._send
+        ref = slot.ref
         for e in effects:
             tp = type(e)
             if tp is Send:
-                send(slot.ref, e.to, e.msg, t)
+                send(ref, e.to, e.msg, t)
             elif tp is SetTimer:
                 if slot.alive:
                     token = next(self._seq)

@@ -17,10 +17,12 @@ message says what was wrong in one line.
 from __future__ import annotations
 
 import struct
+import threading
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 import msgpack
@@ -103,7 +105,7 @@ _SIMPLE: dict[Any, _Check] = {
 
 
 class _Schema:
-    __slots__ = ("cls", "tag", "names", "checks", "nested")
+    __slots__ = ("cls", "tag", "names", "checks", "nested", "paths", "values")
 
     def __init__(self, cls: type[Any]):
         self.cls = cls
@@ -112,6 +114,18 @@ class _Schema:
         self.names = tuple(f.name for f in fields(cls))
         self.checks = tuple(_checker(hints[n]) for n in self.names)
         self.nested = any(_has_message(hints[n]) for n in self.names)
+        # Precomputed once (both run for every message): the field paths error messages name,
+        # and a C getter of the field values in order (attrgetter of one name returns the bare
+        # value, so wrap it to always give a tuple).
+        self.paths = tuple(f"{self.tag}.{n}" for n in self.names)
+        self.values: Callable[[Any], tuple[Any, ...]]
+        if len(self.names) > 1:
+            self.values = attrgetter(*self.names)
+        elif self.names:
+            one = attrgetter(self.names[0])
+            self.values = lambda msg: (one(msg),)
+        else:
+            self.values = lambda msg: ()
 
 
 _SCHEMAS: dict[type[Any], _Schema] = {}
@@ -211,10 +225,16 @@ def _decode_message(v: Any, path: str, expect: type[Any] | None = None) -> Any:
         raise CodecError(f"{path}: unknown message type {tag!r}")
     if expect is not None and cls is not expect:
         raise CodecError(f"{path}: expected {tag_of(expect)}, got {tag}")
-    s = _schema(cls)
+    s = _SCHEMAS.get(cls) or _schema(cls)
     if len(v) - 1 != len(s.names):
         raise CodecError(f"{tag}: expected {len(s.names)} fields, got {len(v) - 1}")
-    vals = [c(x, f"{tag}.{n}") for c, n, x in zip(s.checks, s.names, v[1:])]
+    # A class registered under two tags (re-registration) names fields after the tag received.
+    paths = s.paths if tag == s.tag else tuple(f"{tag}.{n}" for n in s.names)
+    # A plain loop: for the usual one to three fields it is cheaper than a comprehension (one
+    # more frame) or zip over a slice, and this runs for every message decoded.
+    vals = []
+    for i, check in enumerate(s.checks):
+        vals.append(check(v[i + 1], paths[i]))
     return cls(*vals)
 
 
@@ -225,8 +245,8 @@ def to_wire(msg: Any) -> list[Any]:
     except KeyError:
         raise CodecError(f"cannot encode {type(msg).__name__}: not a registered message") from None
     if not s.nested:
-        return [s.tag, *(getattr(msg, n) for n in s.names)]
-    return [s.tag, *(_plain(getattr(msg, n)) for n in s.names)]
+        return [s.tag, *s.values(msg)]
+    return [s.tag, *map(_plain, s.values(msg))]
 
 
 def _plain(v: Any) -> Any:
@@ -244,9 +264,20 @@ def from_wire(obj: Any) -> Any:
     return _decode_message(obj, "message")
 
 
+class _Packers(threading.local):
+    # ``msgpack.packb`` builds a new Packer (and its buffer) per call, which costs more than
+    # packing a small message; reuse one per thread instead (a Packer is not thread-safe; it
+    # resets its buffer after every pack, including one that raised).
+    def __init__(self) -> None:
+        self.pack = msgpack.Packer(use_bin_type=True).pack
+
+
+_PACKERS = _Packers()
+
+
 def _pack(obj: Any) -> bytes:
     try:
-        return msgpack.packb(obj, use_bin_type=True)
+        return _PACKERS.pack(obj)
     except (TypeError, ValueError, OverflowError) as e:
         raise CodecError(f"cannot encode: {e}") from None
 
@@ -288,9 +319,15 @@ def decode_envelope(data: bytes, max_size: int = DEFAULT_MAX_FRAME) -> Envelope:
     if type(obj) is not list or len(obj) != 5:
         raise CodecError("envelope: expected an array of 5")
     sn, sa, dn, da, m = obj
-    for part, name in ((sn, "source node"), (sa, "source name"), (dn, "target node"), (da, "target name")):
-        if type(part) is not str:
-            raise CodecError(f"envelope: {name} must be str, got {type(part).__name__}")
+    if not (type(sn) is str and type(sa) is str and type(dn) is str and type(da) is str):
+        for part, name in (
+            (sn, "source node"),
+            (sa, "source name"),
+            (dn, "target node"),
+            (da, "target name"),
+        ):
+            if type(part) is not str:
+                raise CodecError(f"envelope: {name} must be str, got {type(part).__name__}")
     return ActorRef(sn, sa), ActorRef(dn, da), _decode_message(m, "message")
 
 
