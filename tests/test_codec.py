@@ -178,3 +178,19 @@ def test_frame_reader_refuses_an_oversized_length_prefix() -> None:
     reader = codec.FrameReader(max_size=1024)
     with pytest.raises(CodecError, match="exceeds the 1024-byte limit"):
         reader.feed((5000).to_bytes(4, "big") + b"xx")
+
+
+@message("test.Checked")
+@dataclass(frozen=True, slots=True)
+class Checked:
+    percent: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.percent <= 100:
+            raise ValueError(f"percent must be 0..100, got {self.percent}")
+
+
+def test_a_message_that_refuses_its_own_values_is_a_codec_error() -> None:
+    assert codec.decode(codec.encode(Checked(50))) == Checked(50)
+    with pytest.raises(CodecError, match=r"test\.Checked: percent must be 0\.\.100, got 500"):
+        codec.decode(msgpack.packb(["test.Checked", 500]))

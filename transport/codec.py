@@ -235,7 +235,12 @@ def _decode_message(v: Any, path: str, expect: type[Any] | None = None) -> Any:
     vals = []
     for i, check in enumerate(s.checks):
         vals.append(check(v[i + 1], paths[i]))
-    return cls(*vals)
+    try:
+        return cls(*vals)
+    except (ValueError, TypeError) as e:
+        # A message that validates its own fields (a job's status, a priority range) refuses
+        # values of the right type but not allowed: still a bad frame, so still CodecError.
+        raise CodecError(f"{tag}: {e}") from None
 
 
 def to_wire(msg: Any) -> list[Any]:
