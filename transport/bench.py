@@ -128,7 +128,7 @@ def bench_failover(algorithm: str, n: int, kills: int, timeout: str, interval: s
     }
 
 
-@message("bench.Next")
+@message("bench.RaftRetry")
 @dataclass(frozen=True, slots=True)
 class _Retry:
     pass
