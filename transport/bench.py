@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -271,7 +272,7 @@ def cmd_failover(args: argparse.Namespace) -> int:
             args.election, args.nodes, args.kills, args.election_timeout, args.election_interval
         )
     except (ConfigError, RuntimeError) as e:
-        print(f"troupe bench failover: error: {e}")
+        print(f"troupe bench failover: error: {e}", file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
     print(
         f"{out['algorithm']}, {out['nodes']} nodes, {out['kills']} kills: "
@@ -287,7 +288,7 @@ def cmd_raft(args: argparse.Namespace) -> int:
         _check(args)
         out = bench_raft(args.nodes, args.window, args.seconds, args.election_timeout, args.election_interval)
     except (ConfigError, RuntimeError) as e:
-        print(f"troupe bench raft: error: {e}")
+        print(f"troupe bench raft: error: {e}", file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
     print(
         f"raft, {out['nodes']} real nodes, window {out['window']}: {out['commits']} commits in "

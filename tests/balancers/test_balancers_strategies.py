@@ -14,6 +14,7 @@ from typing import TypeVar
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from troupe_testkit.balancers import IDS, worker_tables
 
 from actors.balancers import (
     HIGH_PRIORITY,
@@ -27,24 +28,6 @@ from actors.balancers import (
 )
 
 T = TypeVar("T")
-
-IDS = st.text(alphabet="abcdefgh", min_size=1, max_size=3)
-
-
-@st.composite
-def worker_tables(draw: st.DrawFn, min_size: int = 0, max_size: int = 8) -> list[WorkerView]:
-    """Any table: unique ids, any load, capacity, status and last use."""
-    ids = draw(st.lists(IDS, unique=True, min_size=min_size, max_size=max_size))
-    return [
-        WorkerView(
-            worker_id,
-            active_jobs=draw(st.integers(0, 4)),
-            capacity=draw(st.integers(0, 4)),
-            online=draw(st.booleans()),
-            last_assigned_at=draw(st.none() | st.floats(0, 100, allow_nan=False)),
-        )
-        for worker_id in ids
-    ]
 
 
 def always_available(ids: Sequence[str]) -> list[WorkerView]:
