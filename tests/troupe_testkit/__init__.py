@@ -1,1 +1,0 @@
-"""Helpers shared by several test modules (on the test path via ``pythonpath``)."""
