@@ -99,6 +99,18 @@ class ReadyQueue:
         self._drop_dead_ready()
         return self._ready[0][2] if self._ready else None
 
+    def top(self, k: int) -> list[str]:
+        """The first ``k`` ready ids in pop order, without removing them (O(k log n))."""
+        taken: list[tuple[int, int, str]] = []
+        while len(taken) < k:
+            self._drop_dead_ready()
+            if not self._ready:
+                break
+            taken.append(heapq.heappop(self._ready))
+        for entry in taken:
+            heapq.heappush(self._ready, entry)
+        return [e[2] for e in taken]
+
     def next_due(self) -> float | None:
         """The earliest ``scheduled_at`` among delayed jobs, or None if none is delayed."""
         self._drop_dead_delayed()
