@@ -113,6 +113,15 @@ class WorkerPool:
         self._workers[worker_id] = dataclasses.replace(view, active_jobs=view.active_jobs - 1)
         self.strategy.on_finished(worker_id, now)
 
+    def set_active(self, worker_id: str, active_jobs: int) -> None:
+        """Reset a known worker's load to what it reported (its own count is the truth).
+
+        Raises:
+            KeyError: the pool does not know ``worker_id``.
+        """
+        view = self._workers[worker_id]
+        self._workers[worker_id] = dataclasses.replace(view, active_jobs=max(0, active_jobs))
+
     def total_active(self) -> int:
         """Jobs assigned and not yet finished, over all workers."""
         return sum(w.active_jobs for w in self._workers.values())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from .._actor import Actor, NodeBlueprint
 from ._common import ALGORITHMS, ElectionConfig
@@ -51,6 +53,7 @@ def election_blueprint(
     interval: float | None = None,
     seeds: tuple[str, ...] = (),
     joining: tuple[str, ...] = (),
+    machine: Callable[[], Any] | None = None,
 ) -> NodeBlueprint:
     """A blueprint running ``algorithm``'s election actor on every node.
 
@@ -62,6 +65,7 @@ def election_blueprint(
         seeds: nodes a joining node contacts first (default: all of ``nodes``).
         joining: nodes that join a running cluster instead of bootstrapping it (for Raft they
             start with no configuration and are added by a membership change).
+        machine: for Raft, a factory of the replicated state machine (default: key-value).
 
     Raises:
         ValueError: an unknown algorithm or settings the algorithm refuses (one line).
@@ -75,6 +79,8 @@ def election_blueprint(
         from . import raft
 
         assert isinstance(config, raft.RaftConfig)
+        if machine is not None:
+            config = dataclasses.replace(config, machine=machine)
         members = tuple(n for n in nodes if n not in joining)
         voters = raft.blueprint(nodes, config, members=members)
         if not joining:

@@ -174,13 +174,22 @@ class JobMachine:
             "ops": self.ops,
             "last_index": self.last_index,
             "jobs": [[self.seq[i], job_to_plain(j)] for i, j in self.jobs.items()],
+            # The ready order is not the submission order once jobs retry or fall due: keep it.
+            "ready": [[i, self.ready_at.get(i, 0)] for i in self.queue.ready_ids()],
         }
 
     def restore(self, data: Any) -> None:
-        """Replace the state by a :meth:`snapshot`'s."""
+        """Replace the state by a :meth:`snapshot`'s (ready order included)."""
         self.load(((int(s), p) for s, p in data["jobs"]), int(data["epoch"]), int(data["next_seq"]))
         self.ops = int(data.get("ops", 0))
         self.last_index = int(data.get("last_index", 0))
+        ready = data.get("ready")
+        if ready is not None:
+            for jid, _ in ready:
+                self.queue.remove(jid)
+            for jid, became_ready in ready:
+                self.queue.push(jid, self.jobs[jid].priority)
+                self.ready_at[jid] = int(became_ready)
 
     # --- persistence hooks ---------------------------------------------------------------
 
@@ -276,6 +285,7 @@ class JobMachine:
         self.seq[job.id] = self.next_seq
         self.next_seq += 1
         self.dirty.add(job.id)
+        self.deleted.discard(job.id)  # purged and resubmitted since the last take_changes
         self._index(job)
         return {"job": job_to_plain(job), "created": True}
 
@@ -326,21 +336,22 @@ class JobMachine:
         return {"jobs": out, "mark": self.ops}
 
     def _dispatch(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        if self._fence(cmd):
-            return {"jobs": [], "fenced": True, "epoch": self.epoch, "left_best": None}
+        # Check every field before the fence raises the epoch or a job moves: errors change nothing.
         at = _num(cmd, "at")
         lease_until = _num(cmd, "lease_until")
         mark = _int(cmd, "mark")
         assign = cmd.get("assign")
         if not isinstance(assign, list):
             raise CommandError("assign must be a list of [job id, worker] pairs")
-        out: list[dict[str, Any]] = []
         for pair in assign:
             if not (
                 isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
             ):
                 raise CommandError(f"assign entry {pair!r} must be [job id, worker]")
-            jid, worker = pair
+        if self._fence(cmd):
+            return {"jobs": [], "fenced": True, "epoch": self.epoch, "left_best": None}
+        out: list[dict[str, Any]] = []
+        for jid, worker in assign:
             job = self.jobs.get(jid)
             if job is None:
                 continue
@@ -366,20 +377,20 @@ class JobMachine:
         return max(best) if best else None
 
     def _renew(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        if self._fence(cmd):
-            return {"renewed": [], "lost": [], "fenced": True, "epoch": self.epoch}
         at = _num(cmd, "at")
         lease_until = _num(cmd, "lease_until")
         worker = _str(cmd, "worker")
         held = cmd.get("held")
         if not isinstance(held, list):
             raise CommandError("held must be a list of [job id, attempt] pairs")
-        renewed: list[str] = []
-        lost: list[str] = []
         for pair in held:
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
                 raise CommandError(f"held entry {pair!r} must be [job id, attempt]")
-            jid, number = pair
+        if self._fence(cmd):
+            return {"renewed": [], "lost": [], "fenced": True, "epoch": self.epoch}
+        renewed: list[str] = []
+        lost: list[str] = []
+        for jid, number in held:
             job = self.jobs.get(jid) if isinstance(jid, str) else None
             cur = None if job is None else job.current_attempt
             if job is not None and cur is not None and cur.number == number and cur.worker == worker:
@@ -431,9 +442,9 @@ class JobMachine:
         return {"accepted": True, "duplicate": False, "status": new.status, "why": ""}
 
     def _maintain(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        at = _num(cmd, "at")
         if self._fence(cmd):
             return {"expired": [], "retried": [], "promoted": [], "fenced": True, "epoch": self.epoch}
-        at = _num(cmd, "at")
         expired = sorted((i for i, until in self.running.items() if until < at), key=self.seq.__getitem__)
         for jid in expired:
             job = self.jobs[jid]

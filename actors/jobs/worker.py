@@ -1,0 +1,167 @@
+"""A node's worker pool: runs the jobs the leader dispatches and reports every outcome to the store.
+
+How it works
+------------
+One worker actor per node, its id the node id, runs up to ``worker_count`` jobs at once. It
+subscribes to its node's election actor and reports to the leader's scheduler with a
+:class:`WorkerStatus`: at once when the leader changes, every ``heartbeat_interval`` (a
+heartbeat, which renews its leases) and shortly after jobs finish (so the balancer sees free
+slots). A worker that stops reporting for ``offline_after`` is offline to the balancer and its
+leases run out in the store, which requeues the jobs.
+
+:class:`RunJobs` carries tickets ``(job id, attempt, type, payload, timeout)``; each runs as an
+``ExecuteJob`` effect keyed ``"<id>#<attempt>"`` (the runtime runs the registered processor
+under the job's timeout; the simulator models it). A ticket already running is ignored, so a
+resent dispatch runs nothing twice. When a job finishes the worker sends the store a ``report``
+naming the attempt and itself; the store accepts it only from the lease holder of the open
+attempt (fencing by attempt). Reports are kept and resent until the store answers (a store
+error or a lost reply is retried every ``0.5`` s), so a finished job's outcome is not lost
+while the worker lives. A refused report (the lease was taken away) is dropped and counted.
+
+Events: ``job.started`` and ``job.finished`` (``id``, ``attempt``, ``worker``, ``ok``),
+``job.report_refused``, ``job.lease_lost``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._actor import Actor
+from .._context import Context
+from .._effects import JobDone
+from .._messages import ActorRef
+from ..elections._common import NAME as ELECTION
+from ..elections._common import LeaderChanged, Subscribe
+from .config import JobsConfig
+from .messages import SCHEDULER, LeaseLost, RunJobs, Ticket, WorkerStatus
+from .protocol import StoreReply
+from .store_client import StoreClient
+
+RETRY_EVERY = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _Beat:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Status:
+    pass
+
+
+class Worker(Actor):
+    """One node's worker pool (see the module docstring)."""
+
+    def __init__(self, config: JobsConfig, store: ActorRef) -> None:
+        self.cfg = config
+        self.client = StoreClient(store, config.request_timeout)
+        self.leader: str | None = None
+        self.running: dict[str, Ticket] = {}  # "<id>#<attempt>" -> ticket
+        self.unsent: list[dict[str, Any]] = []  # reports to send again
+        self.token = 0
+        self.seen = 0
+        self.status_due = False
+        self.refused = 0
+        self.completed = 0
+        self._id = ""
+
+    def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
+        self._id = ctx.node_id
+        ctx.send(ActorRef(ctx.node_id, ELECTION), Subscribe())
+        ctx.set_timer("beat", self.cfg.heartbeat_interval, _Beat())
+        ctx.set_timer("retry", RETRY_EVERY, _Retry())
+
+    def receive(self, ctx: Context, msg: Any) -> None:
+        if isinstance(msg, RunJobs):
+            self._on_run(ctx, msg)
+        elif isinstance(msg, JobDone):
+            self._on_done(ctx, msg)
+        elif isinstance(msg, StoreReply):
+            self._on_reply(ctx, msg)
+        elif isinstance(msg, _Status):
+            self.status_due = False
+            self._report_status(ctx, heartbeat=False)
+        elif isinstance(msg, _Beat):
+            ctx.set_timer("beat", self.cfg.heartbeat_interval, _Beat())
+            self._report_status(ctx, heartbeat=True)
+        elif isinstance(msg, _Retry):
+            ctx.set_timer("retry", RETRY_EVERY, _Retry())
+            self._retry(ctx)
+        elif isinstance(msg, LeaderChanged):
+            self.leader = msg.leader
+            self._report_status(ctx, heartbeat=True)
+        elif isinstance(msg, LeaseLost):
+            for job_id, attempt in msg.held:
+                if f"{job_id}#{attempt}" in self.running:
+                    ctx.emit("job.lease_lost", id=job_id, attempt=attempt, worker=self._id)
+
+    # --- running jobs --------------------------------------------------------------------
+
+    def _on_run(self, ctx: Context, msg: RunJobs) -> None:
+        if msg.epoch > self.token:
+            self.token, self.seen = msg.epoch, 0
+        if msg.epoch == self.token:
+            self.seen = max(self.seen, msg.seq)
+        for t in msg.jobs:
+            key = f"{t.id}#{t.attempt}"
+            if key in self.running:
+                continue
+            self.running[key] = t
+            ctx.emit("job.started", id=t.id, attempt=t.attempt, worker=self._id)
+            ctx.execute_job(key, t.type, t.payload, t.timeout)
+
+    def _on_done(self, ctx: Context, msg: JobDone) -> None:
+        ticket = self.running.pop(msg.job_id, None)
+        if ticket is None:
+            return
+        ctx.emit("job.finished", id=ticket.id, attempt=ticket.attempt, worker=self._id, ok=msg.ok)
+        command: dict[str, Any] = {
+            "op": "report",
+            "at": ctx.wall,
+            "id": ticket.id,
+            "attempt": ticket.attempt,
+            "worker": self._id,
+            "ok": msg.ok,
+        }
+        if not msg.ok:
+            command["error"] = msg.error or "failed"
+        self.client.request(ctx, command, "report")
+        if not self.status_due:
+            self.status_due = True
+            ctx.set_timer("status", self.cfg.status_delay, _Status())
+
+    def _on_reply(self, ctx: Context, msg: StoreReply) -> None:
+        p = self.client.take(msg.req)
+        if p is None:
+            return
+        result = msg.result if isinstance(msg.result, dict) else {}
+        if result.get("accepted"):
+            self.completed += 1
+        elif "error" in result or not result:
+            self.unsent.append(p.command)  # the store did not apply it: send again
+        else:
+            self.refused += 1
+            ctx.emit("job.report_refused", id=p.command["id"], attempt=p.command["attempt"], worker=self._id)
+
+    def _retry(self, ctx: Context) -> None:
+        commands = self.unsent + [p.command for p in self.client.overdue(ctx.now)]
+        self.unsent = []
+        for command in commands:
+            self.client.request(ctx, command, "report")
+
+    # --- reporting to the leader ---------------------------------------------------------
+
+    def _report_status(self, ctx: Context, *, heartbeat: bool) -> None:
+        if self.leader is None:
+            return
+        held = tuple((t.id, t.attempt) for t in self.running.values())
+        status = WorkerStatus(self._id, self.cfg.worker_count, held, heartbeat, self.token, self.seen)
+        ctx.send(ActorRef(self.leader, SCHEDULER), status)
