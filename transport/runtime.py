@@ -35,6 +35,13 @@ stall a transport reader for every actor behind it, and two actors sending to ea
 deadlock; actors already tolerate message loss, as the simulator shows them. Timers are the
 exception: a timer task waits for room, since losing a periodic tick would stop the actor.
 
+Services: ``add_service(name)`` routes every message for actor ``name`` (local or remote) into
+a bounded trio channel of ``(sender, message)`` items instead of an actor's mailbox, for code
+that must await real I/O while it handles a message, such as the job store hosting a database
+(:mod:`transport.store_service`). A full service channel drops and counts like a full mailbox.
+The service answers with ``tell(..., sender=ActorRef(node, name))``; its channel is closed when
+the runtime stops, so its ``async for`` ends.
+
 Errors: an exception in a handler is reported as one ``runtime.handler_error`` line, the
 effects of that call are discarded, and the actor keeps running with the next message.
 ``ctx.now`` is ``trio.current_time()``, ``ctx.wall`` is ``time.time()``, ``ctx.random`` is a
@@ -88,6 +95,9 @@ JOBS_SENDER = "$jobs"
 # Mailbox item: (sender, message, timer key or None, timer generation).
 _Item = tuple[ActorRef | None, Any, str | None, int]
 
+ServiceItem = tuple[ActorRef | None, Any]
+"""What a service receives (see :meth:`NodeRuntime.add_service`): the sender and the message."""
+
 
 @dataclass(slots=True)
 class RuntimeStats:
@@ -123,6 +133,13 @@ class _Cell:
     held: list[tuple[int, ActorRef, Any]] = field(default_factory=list)
     sync_wanted: trio.Event = field(default_factory=trio.Event)
     sync_done: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(eq=False, slots=True)
+class _Service:
+    inbox: trio.MemorySendChannel[ServiceItem]
+    capacity: int
+    last_drop_report: float = -1e9
 
 
 class NodeRuntime:
@@ -163,6 +180,7 @@ class NodeRuntime:
         self.stats = RuntimeStats()
         self.store = NodeStore(data_dir, node_id)
         self._cells: dict[str, _Cell] = {}
+        self._services: dict[str, _Service] = {}
         self._nursery: trio.Nursery | None = None
         self._stop_requested = trio.Event()
         self._graceful = True
@@ -194,6 +212,8 @@ class NodeRuntime:
                         await self._stop_actor(name)
             await self.transport.aclose()
             nursery.cancel_scope.cancel()
+        for name in list(self._services):
+            self.remove_service(name)
         self.running = False
         self._nursery = None
 
@@ -221,12 +241,37 @@ class NodeRuntime:
             raise RuntimeError("NodeRuntime.spawn: the runtime is not serving; call serve() first")
         if name in self._cells:
             raise ValueError(f"actor {name!r} already runs on node {self.node_id}; stop it first")
+        if name in self._services:
+            raise ValueError(f"{name!r} is a service on node {self.node_id}; pick another actor name")
         ref = ActorRef(self.node_id, name)
         inbox, outbox = trio.open_memory_channel[_Item](self.mailbox_size)
         cell = _Cell(name, actor, Context(ref, self._rng(name)), self.store.for_actor(name), inbox, outbox)
         self._cells[name] = cell
         self._nursery.start_soon(self._run_actor, cell)
         return ref
+
+    def add_service(self, name: str, capacity: int = 10_000) -> trio.MemoryReceiveChannel[ServiceItem]:
+        """Route messages for actor ``name`` on this node to the channel returned.
+
+        Each item is ``(sender, message)``; the service answers with :meth:`tell`. A message
+        for a full channel is dropped and counted as for a full mailbox.
+
+        Raises:
+            ValueError: ``capacity`` is below 1, or an actor or service already has ``name``.
+        """
+        if capacity < 1:
+            raise ValueError(f"service capacity must be >= 1, got {capacity}")
+        if name in self._cells or name in self._services:
+            raise ValueError(f"{name!r} is already taken on node {self.node_id}; remove it first")
+        inbox, outbox = trio.open_memory_channel[ServiceItem](capacity)
+        self._services[name] = _Service(inbox, capacity)
+        return outbox
+
+    def remove_service(self, name: str) -> None:
+        """Stop routing to service ``name`` and close its channel (no-op if there is none)."""
+        service = self._services.pop(name, None)
+        if service is not None:
+            service.inbox.close()
 
     def actor(self, name: str) -> Actor | None:
         """The running actor object called ``name`` (for tests and tools), or None."""
@@ -427,26 +472,29 @@ class NodeRuntime:
         self._enqueue(dst.name, (src, msg, None, 0), remote=True)
 
     def _enqueue(self, name: str, item: _Item, *, remote: bool) -> bool:
-        cell = self._cells.get(name)
-        if cell is None:
+        target: _Cell | _Service | None = self._cells.get(name) or self._services.get(name)
+        if target is None:
             self.stats.dropped_no_actor += 1
             return False
         try:
-            cell.inbox.send_nowait(item)
+            if isinstance(target, _Cell):
+                target.inbox.send_nowait(item)
+            else:
+                target.inbox.send_nowait((item[0], item[1]))
             return True
         except trio.WouldBlock:
             self.stats.dropped_mailbox_full += 1
             n = self.stats.per_actor_dropped.get(name, 0) + 1
             self.stats.per_actor_dropped[name] = n
             now = trio.current_time()
-            if now - cell.last_drop_report >= 1.0:
-                cell.last_drop_report = now
+            if now - target.last_drop_report >= 1.0:
+                target.last_drop_report = now
                 self._diag(
                     "runtime.mailbox_full",
                     level="warning",
                     actor=name,
                     dropped_total=n,
-                    capacity=self.mailbox_size,
+                    capacity=target.capacity if isinstance(target, _Service) else self.mailbox_size,
                     remote=remote,
                     message=type(item[1]).__name__,
                 )
