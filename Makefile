@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml
 	command -v redis-server >/dev/null 2>&1 || echo "note: redis-server not found (later features need it: apt-get install redis-server)"
 	touch $(STAMP)
 
-# The main job on the embedded default: a simulated cluster scenario, then a real local cluster.
+# The main job on the embedded default: a simulated cluster scenario, then a real local 3-node
+# job cluster (Raft election and Raft store) running a demo batch of jobs to a final table.
 run: setup
 	$(BIN)/troupe sim run scenarios/heartbeat-crash-restart.toml --seed 1
-	$(BIN)/troupe cluster up --nodes 3 --interval 0.5 --suspect-after 1.0 --dead-after 2.0 --demo
+	$(BIN)/troupe cluster up --nodes 3 --store raft --demo-jobs 60
 
 # Lint, type-check, then the whole test suite.
 test: setup lint typecheck pytest

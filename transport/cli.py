@@ -1,8 +1,10 @@
 """The ``troupe`` command line: one parser, with each area adding its own subcommands.
 
 ``sim`` and ``bench sim`` come from :mod:`sim.cli`; ``node`` and ``cluster`` from
-:mod:`transport.node_cli`; ``bench failover`` and ``bench raft`` from :mod:`transport.bench`.
-Every handler returns the process exit code.
+:mod:`transport.node_cli`; ``submit``, ``jobs``, ``dlq`` and ``stats`` from
+:mod:`transport.jobs_cli`; ``bench failover`` and ``bench raft`` from :mod:`transport.bench`.
+Every handler returns the process exit code. A malformed command line is reported in one line
+(``troupe submit: error: ...; see troupe submit --help``) with exit code 2.
 """
 
 from __future__ import annotations
@@ -10,20 +12,33 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn, cast
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from sim import cli as sim_cli
     from transport import bench as bench_cli
-    from transport import node_cli
+    from transport import jobs_cli, node_cli
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="troupe",
         description="Troupe: distributed job processing on actors, real or simulated.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Subparsers are OneLineParsers too (argparse makes them of the parent's class).
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
     sim_cli.register(sub)
     node_cli.register(sub)
+    jobs_cli.register(sub)
     bench = sub.add_parser("bench", help="benchmarks: the simulator, real-process failover, Raft")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="TARGET")
     sim_cli.register_bench(bench_sub)

@@ -11,10 +11,22 @@ peer.dead peer=n3 silence=1.2``. Lines that are not JSON (tracebacks) are printe
 Stopping: on SIGINT/SIGTERM or after ``--duration`` seconds every child gets SIGTERM (each
 node stops gracefully) and, if it is still running 5 s later, SIGKILL.
 
-``--demo`` (used by ``make run``): wait until every node has a connection to and from every
-other, SIGKILL the last node, wait for every survivor to log ``peer.dead`` for it, restart it
-on the same port, wait for every survivor to log ``peer.alive`` for it, print a summary table
-and stop everything. Exit 0 if every detection happened in time, 1 otherwise.
+``--demo``: wait until every node has a connection to and from every other, SIGKILL the last
+node, wait for every survivor to log ``peer.dead`` for it, restart it on the same port, wait
+for every survivor to log ``peer.alive`` for it, print a summary table and stop everything.
+Exit 0 if every detection happened in time, 1 otherwise.
+
+``--demo-jobs N`` (used by ``make run``): wait until the nodes agree on a leader, submit a
+batch of N demo jobs of several types (:func:`transport.demo_jobs.demo_batch`, failing ones
+included) with a :class:`~transport.jobs_client.JobClient`, print the counts by status every
+second until every job has settled, then the final table (jobs by type and status, and the
+dead-letter queue) and stop everything. Exit 0 if every job settled as its type should (the
+always-failing ones dead-lettered, the others done), 1 otherwise. While it runs, only the
+nodes' notable lines are echoed (leaders, stores, peers, errors).
+
+Every node gets ``--jobs-module transport.demo_jobs`` (plus ``--jobs-module`` given here), so
+the demo processors are served; with ``--demo-jobs``, retries back off from 200 ms (unless
+``RETRY_BASE_DELAY`` is set) so the demo is quick.
 """
 
 from __future__ import annotations
@@ -36,9 +48,10 @@ from typing import Any
 import trio
 
 from actors.elections import ALGORITHMS
+from actors.jobs import STATUSES
 
 from .events import EventLog, Record
-from .node_cli import ConfigError, _float, add_election_flags, add_heartbeat_flags, parse_duration
+from .node_cli import STORES, ConfigError, _float, add_election_flags, add_heartbeat_flags, parse_duration
 
 _HUMAN = EventLog(json_lines=False, keep=0)
 
@@ -72,6 +85,14 @@ class ClusterSpec:
     demo: bool = False
     election_args: list[str] = field(default_factory=list)
     """``--election ...`` flags passed to every node as given (checked by the first node)."""
+    store: str | None = None
+    """``--store`` for every node (None: the node's default, sqlite)."""
+    demo_jobs: int = 0
+    """Run the jobs demo with this many jobs (0: no jobs demo)."""
+    node_args: list[str] = field(default_factory=list)
+    """More flags for every node (``--workers``, ``--balancer``, ``--jobs-module``)."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment variables for every node."""
 
     @property
     def ids(self) -> list[str]:
@@ -101,6 +122,8 @@ class ClusterSpec:
             str(self.dead_after),
             "--log-json",
             *self.election_args,
+            *(["--store", self.store] if self.store else []),
+            *self.node_args,
         ]
         for j, other in enumerate(ids):
             if j != index:
@@ -124,9 +147,15 @@ class Cluster:
         out: called with each line to print (default: ``print``).
     """
 
-    def __init__(self, spec: ClusterSpec, out: Callable[[str], None] = print):
+    def __init__(
+        self,
+        spec: ClusterSpec,
+        out: Callable[[str], None] = print,
+        echo: Callable[[Record], bool] | None = None,
+    ):
         self.spec = spec
         self.out = out
+        self.echo = echo
         self.children = {nid: _Child(nid, spec.node_argv(i)) for i, nid in enumerate(spec.ids)}
         self._nursery: trio.Nursery | None = None
 
@@ -140,7 +169,7 @@ class Cluster:
         """(Re)start the process of ``node_id``."""
         assert self._nursery is not None
         child = self.children[node_id]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.spec.env)
         cwd = str(Path(__file__).resolve().parent.parent)  # so "-m transport..." resolves
         env["PYTHONPATH"] = cwd + os.pathsep + env.get("PYTHONPATH", "")
         proc = await trio.lowlevel.open_process(
@@ -202,7 +231,8 @@ class Cluster:
             rec = None
         if isinstance(rec, dict) and "kind" in rec and "time" in rec:
             child.records.append(rec)
-            self.out(prefix + _HUMAN.format(rec))
+            if self.echo is None or self.echo(rec):
+                self.out(prefix + _HUMAN.format(rec))
         elif line.strip():
             self.out(prefix + line)
 
@@ -278,9 +308,129 @@ async def run_demo(cluster: Cluster) -> int:
     return 0 if ok else 1
 
 
+def leader_agreed(cluster: Cluster) -> str | None:
+    """The leader every node names in its latest ``leader.changed``, if they all agree."""
+    views: set[Any] = set()
+    for child in cluster.children.values():
+        seen = [r for r in child.records if r.get("kind") == "leader.changed"]
+        if not seen:
+            return None
+        views.add(seen[-1].get("leader"))
+    if len(views) == 1:
+        (leader,) = views
+        if leader in cluster.children:
+            return str(leader)
+    return None
+
+
+_DEMO_ECHO = frozenset(
+    {"node.ready", "leader.changed", "scheduler.active", "store.open", "store.recovered", "store.unavailable"}
+)
+
+
+def demo_echo(rec: Record) -> bool:
+    """Which node lines the jobs demo shows: the notable ones and every error."""
+    return rec.get("kind") in _DEMO_ECHO or rec.get("level") == "error"
+
+
+def _counts(by_status: dict[str, Any]) -> str:
+    return "  ".join(f"{s} {int(by_status.get(s, 0))}" for s in STATUSES if int(by_status.get(s, 0)))
+
+
+async def run_jobs_demo(cluster: Cluster, settle_within: float = 45.0) -> int:
+    """The jobs demo on a started cluster (see the module docstring); returns the exit code."""
+    from .demo_jobs import demo_batch
+    from .jobs_client import JobClient, JobError
+
+    spec = cluster.spec
+    say = cluster.out
+    say("jobs | waiting for the nodes to agree on a leader ...")
+    if not await _wait(lambda: leader_agreed(cluster) is not None, 30):
+        say("jobs | FAILED: the nodes did not agree on a leader within 30 s (see the lines above)")
+        return 1
+    leader = leader_agreed(cluster)
+    store = spec.store or "sqlite"
+    say(
+        f"jobs | leader {leader}; store {store}; submitting {spec.demo_jobs} jobs of {len(_DEMO_KINDS)} types"
+    )
+    nodes = [f"{nid}=127.0.0.1:{port}" for nid, port in zip(spec.ids, spec.ports, strict=True)]
+    try:
+        async with JobClient(nodes, spec.cluster, timeout=30.0) as client:
+            start = trio.current_time()
+            submitted = await client.submit_many(demo_batch(spec.demo_jobs))
+            say(f"jobs | submitted {len(submitted)} jobs in {trio.current_time() - start:.2f} s")
+            settled = False
+            while True:
+                stats = await client.stats()
+                by = stats["by_status"]
+                elapsed = trio.current_time() - start
+                say(f"jobs | {elapsed:5.1f} s  {_counts(by)}")
+                if sum(int(by.get(s, 0)) for s in ("PENDING", "RUNNING", "RETRYING")) == 0:
+                    settled = True
+                    break
+                if elapsed > settle_within:
+                    break
+                await trio.sleep(1.0)
+            took = trio.current_time() - start
+            mine = {j["id"] for j in submitted}
+            everything: list[dict[str, Any]] = []
+            while True:
+                page, total = await client.list(limit=10_000, offset=len(everything))
+                everything += page
+                if not page or len(everything) >= total:
+                    break
+            dead, _ = await client.dlq_list(limit=10_000)
+    except JobError as e:
+        say(f"jobs | FAILED: {e}")
+        return 1
+    jobs = [j for j in everything if j["id"] in mine]
+    ok = settled and _report(say, jobs, [j for j in dead if j["id"] in mine])
+    verdict = "OK" if ok else "FAILED"
+    why = (
+        f"all {len(jobs)} jobs settled in {took:.1f} s"
+        if settled
+        else f"jobs still active after {took:.0f} s"
+    )
+    say(f"jobs | result: {verdict} ({why})")
+    return 0 if ok else 1
+
+
+_DEMO_KINDS = ("noop", "sleep", "email", "resize", "flaky", "broken", "slow")
+_MUST_SUCCEED = frozenset({"noop", "sleep", "email", "resize"})
+_MUST_DIE = frozenset({"broken", "slow"})
+
+
+def _report(say: Callable[[str], None], jobs: list[dict[str, Any]], dead: list[dict[str, Any]]) -> bool:
+    """Print the final tables; True if every job ended as its type should."""
+    shown = [s for s in STATUSES if any(j["status"] == s for j in jobs)]
+    say("")
+    say("jobs | final statuses by type")
+    say("jobs | " + f"{'type':<8}" + "".join(f"{s:>10}" for s in shown) + f"{'total':>8}")
+    ok = True
+    for kind in sorted({j["type"] for j in jobs}):
+        of_kind = [j for j in jobs if j["type"] == kind]
+        cells = "".join(f"{sum(1 for j in of_kind if j['status'] == s):>10}" for s in shown)
+        say(f"jobs | {kind:<8}{cells}{len(of_kind):>8}")
+        if kind in _MUST_SUCCEED and any(j["status"] != "SUCCESS" for j in of_kind):
+            ok = False
+        if kind in _MUST_DIE and any(j["status"] != "DEAD" for j in of_kind):
+            ok = False
+    totals = "".join(f"{sum(1 for j in jobs if j['status'] == s):>10}" for s in shown)
+    say(f"jobs | {'all':<8}{totals}{len(jobs):>8}")
+    say("")
+    say(f"jobs | dead-letter queue: {len(dead)} jobs")
+    for j in dead[:12]:
+        last = next((a["error"] for a in reversed(j["attempts"]) if a.get("error")), "")
+        say(f"jobs |   {j['id'][:12]}  {j['type']:<7} {len(j['attempts'])} attempts  {last}")
+    if len(dead) > 12:
+        say(f"jobs |   ... and {len(dead) - 12} more (troupe dlq list)")
+    say("")
+    return ok
+
+
 async def run_cluster(spec: ClusterSpec, out: Callable[[str], None] = print) -> int:
     """Run ``cluster up`` until a signal, ``spec.duration`` or the demo's end; return the exit code."""
-    cluster = Cluster(spec, out)
+    cluster = Cluster(spec, out, demo_echo if spec.demo_jobs else None)
     code = 0
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -290,6 +440,15 @@ async def run_cluster(spec: ClusterSpec, out: Callable[[str], None] = print) -> 
                     f"cluster | {spec.nodes} nodes of cluster {spec.cluster!r} on ports "
                     f"{', '.join(map(str, spec.ports))}; data in {spec.data_dir}"
                 )
+                if (
+                    not spec.demo
+                    and not spec.demo_jobs
+                    and "none" not in [a.strip().lower() for a in spec.election_args]
+                ):
+                    out(
+                        f"cluster | submit jobs with: troupe submit noop --node 127.0.0.1:{spec.ports[0]} "
+                        f"--cluster {spec.cluster}   (then troupe jobs / troupe stats, same flags)"
+                    )
                 with trio.CancelScope() as main:
 
                     async def on_signal() -> None:
@@ -299,13 +458,15 @@ async def run_cluster(spec: ClusterSpec, out: Callable[[str], None] = print) -> 
                             return
 
                     nursery.start_soon(on_signal)
-                    if spec.demo:
+                    if spec.demo_jobs:
+                        code = await run_jobs_demo(cluster)
+                    elif spec.demo:
                         code = await run_demo(cluster)
                     elif spec.duration is not None:
                         await trio.sleep(spec.duration)
                     else:
                         await trio.sleep_forever()
-                if main.cancelled_caught and spec.demo:
+                if main.cancelled_caught and (spec.demo or spec.demo_jobs):
                     code = 130
             finally:
                 with trio.CancelScope(shield=True):
@@ -334,6 +495,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--duration", metavar="SECONDS", help="stop after this many seconds (default: until Ctrl-C)"
     )
     up.add_argument("--demo", action="store_true", help="kill and restart a node, show detection, then exit")
+    up.add_argument(
+        "--store", metavar="KIND", help=f"job store of every node: {', '.join(STORES)} (default sqlite)"
+    )
+    up.add_argument(
+        "--demo-jobs",
+        metavar="N",
+        help="submit N demo jobs, show progress and the final table of statuses, then exit",
+    )
+    up.add_argument("--workers", metavar="N", help="jobs each node runs at once (default 4)")
+    up.add_argument("--balancer", metavar="STRATEGY", help="load-balancing strategy of the scheduler")
+    up.add_argument(
+        "--jobs-module",
+        metavar="MODULES",
+        help="more modules or .py files registering processors (transport.demo_jobs is always loaded)",
+    )
     up.set_defaults(func=cmd_cluster_up)
 
 
@@ -373,8 +549,45 @@ def _spec(args: argparse.Namespace, data_dir: Path) -> ClusterSpec:
         ("--election-interval", args.election_interval),
     ):
         parse_duration(value, what)
+    store = None if args.store is None else args.store.strip().lower()
+    if store is not None and store not in STORES:
+        raise ConfigError(f"--store={args.store!r}: choose one of {', '.join(STORES)}")
+    if store is not None and args.election is not None and args.election.strip().lower() == "none":
+        raise ConfigError("--store needs the job engine, which needs an election: drop --election none")
+    demo_jobs = 0
+    if args.demo_jobs is not None:
+        if not args.demo_jobs.isdigit() or not 1 <= int(args.demo_jobs) <= 100_000:
+            raise ConfigError(f"--demo-jobs={args.demo_jobs!r}: must be a whole number from 1 to 100000")
+        demo_jobs = int(args.demo_jobs)
+        if args.demo:
+            raise ConfigError("give --demo or --demo-jobs, not both")
+        if args.election is not None and args.election.strip().lower() == "none":
+            raise ConfigError(
+                "--demo-jobs needs the job engine, which needs an election: drop --election none"
+            )
+    modules = ",".join(["transport.demo_jobs", *([args.jobs_module] if args.jobs_module else [])])
+    node_args = ["--jobs-module", modules]
+    for flag, value in (("--workers", args.workers), ("--balancer", args.balancer)):
+        if value is not None:
+            node_args += [flag, value]
+    env: dict[str, str] = {}
+    if demo_jobs and "RETRY_BASE_DELAY" not in os.environ:
+        env["RETRY_BASE_DELAY"] = "200ms"
     return ClusterSpec(
-        nodes, ports, args.cluster, interval, suspect, dead, data_dir, duration, args.demo, election_args
+        nodes,
+        ports,
+        args.cluster,
+        interval,
+        suspect,
+        dead,
+        data_dir,
+        duration,
+        args.demo,
+        election_args,
+        store,
+        demo_jobs,
+        node_args,
+        env,
     )
 
 

@@ -1,12 +1,28 @@
 """``troupe node`` and ``troupe cluster up``: a real node over TCP, and a local cluster of them.
 
-``troupe node`` runs one OS process hosting the heartbeat failure detector
-(:mod:`actors.heartbeat`) on the trio runtime over the TCP transport. Every flag has an
-environment variable (flag wins); a bad value is reported in one line naming the flag and the
-variable and what is allowed, with exit code 2. Events (``peer.suspect``, ``peer.dead``,
-``peer.alive``, ``tcp.*``, ``runtime.*``, ``node.*``) go to stdout, one per line: JSON with
-``--log-json`` (what ``cluster up`` and the tests read), short human lines otherwise. SIGINT
-and SIGTERM stop the node gracefully (exit 0).
+``troupe node`` runs one OS process on the trio runtime over the TCP transport, hosting the
+heartbeat failure detector (:mod:`actors.heartbeat`) and the job engine
+(:func:`actors.jobs.blueprint.jobs_blueprint`): an election (Raft by default), the scheduler
+(active on the leader), the balancer, the node's worker pool, the gateway ``jobs`` that clients
+talk to, and the job store:
+
+- ``STORE=raft``: the queue is Raft's replicated state machine on every node (the election is
+  then always Raft);
+- ``STORE=sqlite`` (default) or ``memory``: one store, hosted by the runtime as the service
+  ``store`` on ``STORE_NODE`` (default: the first node id in sorted order), the SQLite file in
+  ``DATA_DIR/<node>/jobs.sqlite3``;
+- ``STORE=redis``: every node hosts a ``store`` service talking to the same Redis server; an
+  unreachable Redis is logged in one line and retried, the node keeps running.
+
+``ELECTION_ALGORITHM=none`` runs the heartbeat detector only (no job engine). Processors come
+from the modules named by ``JOB_MODULES`` (:mod:`transport.processors`), imported before the
+node starts.
+
+Every flag has an environment variable (flag wins); a bad value is reported in one line naming
+the flag and the variable and what is allowed, with exit code 2. Events (``peer.*``,
+``leader.changed``, ``job.*``, ``scheduler.*``, ``store.*``, ``tcp.*``, ``runtime.*``,
+``node.*``) go to stdout, one per line: JSON with ``--log-json`` (what ``cluster up`` and the
+tests read), short human lines otherwise. SIGINT and SIGTERM stop the node gracefully (exit 0).
 
 ``troupe cluster up`` is in :mod:`transport.cluster`; this module only registers it.
 """
@@ -24,14 +40,21 @@ from pathlib import Path
 
 import trio
 
-from actors import ActorRef, NodeBlueprint, combine
+from actors import Actor, ActorRef, NodeBlueprint, combine
+from actors.balancers import STRATEGIES
 from actors.elections import ALGORITHMS, Leave
 from actors.elections import NAME as ELECTION
 from actors.elections.select import election_blueprint
 from actors.heartbeat import HeartbeatConfig, blueprint
+from actors.jobs import ENV_FIELDS, RetryPolicy
+from actors.jobs.blueprint import jobs_blueprint
+from actors.jobs.config import JobsConfig
+from actors.jobs.stores import machine_factory
 
 from .events import EventLog
+from .processors import ProcessorError, load_modules, registry, split_modules
 from .runtime import NodeRuntime
+from .stores.base import JobStoreBackend, StoreUnavailable, make_backend
 from .tcp import Address, TcpTransport, parse_address
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -39,6 +62,16 @@ _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 class ConfigError(ValueError):
     """A flag or environment variable has a value that is not allowed (one-line message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Where the ``redis`` store's server is."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+    password: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +85,30 @@ class NodeSettings:
     data_dir: Path = Path("data")
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     log_json: bool = False
-    election: str = "none"
+    election: str = "raft"
     election_timeout: float | None = None
     election_interval: float | None = None
     joining: bool = False
     leave_on_stop: bool = False
+    store: str = "sqlite"
+    """``raft``, ``sqlite``, ``memory`` or ``redis``; ignored when ``election`` is ``none``."""
+    store_node: str | None = None
+    """The node hosting a ``sqlite`` or ``memory`` store (None for ``raft`` and ``redis``)."""
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    job_modules: tuple[str, ...] = ()
+    log_verbose: bool = False
+
+    @property
+    def job_engine(self) -> bool:
+        """True if the node runs the job engine (it needs an election)."""
+        return self.election != "none"
+
+
+STORES = ("sqlite", "raft", "redis", "memory")
+"""Values of ``STORE`` (``sqlite`` is the default)."""
+DEFAULT_STRATEGY = "round_robin"
+"""``LOAD_BALANCER_STRATEGY``'s default, as in the reference configuration."""
 
 
 def _pick(flag: str | None, env: Mapping[str, str], var: str, default: str | None) -> str | None:
@@ -155,7 +207,8 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSe
             f"--dead-after/HEARTBEAT_DEAD_AFTER={dead}"
         )
     log_json = bool(args.log_json) or _flag(env.get("LOG_JSON"))
-    election = (_pick(args.election, env, "ELECTION_ALGORITHM", "none") or "none").strip().lower()
+    election_text = _pick(args.election, env, "ELECTION_ALGORITHM", None)
+    election = (election_text or "raft").strip().lower()
     if election not in ("none", *ALGORITHMS):
         raise ConfigError(
             f"--election/ELECTION_ALGORITHM={election!r}: choose one of none, {', '.join(ALGORITHMS)}"
@@ -169,6 +222,7 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSe
     )
     joining = bool(args.join) or _flag(env.get("NODE_JOIN"))
     leave_on_stop = bool(args.leave_on_stop) or _flag(env.get("NODE_LEAVE_ON_STOP"))
+    store, store_node = _store_settings(args, env, node_id, tuple(peers), election, election_text)
     settings = NodeSettings(
         node_id,
         listen,
@@ -182,6 +236,12 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSe
         election_interval,
         joining,
         leave_on_stop,
+        store,
+        store_node,
+        _redis_settings(args, env) if store == "redis" else RedisSettings(),
+        _jobs_config(args, env),
+        tuple(split_modules(_pick(getattr(args, "jobs_module", None), env, "JOB_MODULES", None))),
+        bool(getattr(args, "log_verbose", False)) or _flag(env.get("LOG_VERBOSE")),
     )
     try:
         node_blueprint(settings)
@@ -190,25 +250,185 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSe
     return settings
 
 
+def _store_settings(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    node_id: str,
+    peers: tuple[str, ...],
+    election: str,
+    election_text: str | None,
+) -> tuple[str, str | None]:
+    """``(store, store node)`` from ``--store``/``STORE`` and ``--store-node``/``STORE_NODE``."""
+    store_text = _pick(getattr(args, "store", None), env, "STORE", None)
+    store = (store_text or "sqlite").strip().lower()
+    if store not in STORES:
+        raise ConfigError(f"--store/STORE={store_text!r}: choose one of {', '.join(STORES)}")
+    if election == "none":
+        if store_text is not None:
+            raise ConfigError(
+                f"--store/STORE={store_text!r} needs the job engine, which needs an election: "
+                "set --election/ELECTION_ALGORITHM to raft, bully or gossip (or leave STORE unset)"
+            )
+        return store, None
+    if store == "raft" and election_text is not None and election != "raft":
+        raise ConfigError(
+            f"--election/ELECTION_ALGORITHM={election_text!r} with --store/STORE=raft: the raft store "
+            "replicates the queue in Raft's log, so the election is Raft; use raft or another store"
+        )
+    everyone = sorted((node_id, *peers))
+    node_text = _pick(getattr(args, "store_node", None), env, "STORE_NODE", None)
+    if store not in ("sqlite", "memory"):
+        return store, None
+    if not node_text:
+        return store, everyone[0]
+    if node_text not in everyone:
+        raise ConfigError(
+            f"--store-node/STORE_NODE={node_text!r}: must be one of this cluster's nodes "
+            f"({', '.join(everyone)})"
+        )
+    return store, node_text
+
+
+def _redis_settings(args: argparse.Namespace, env: Mapping[str, str]) -> RedisSettings:
+    host = _pick(getattr(args, "redis_host", None), env, "REDIS_HOST", None)
+    port_text = _pick(getattr(args, "redis_port", None), env, "REDIS_PORT", None)
+    addr = env.get("REDIS_ADDR")
+    if addr and host is None and port_text is None:  # the reference's REDIS_ADDR=host:port
+        try:
+            host, port_num = parse_address(addr)
+        except ValueError as e:
+            raise ConfigError(f"REDIS_ADDR: {e}") from None
+        port_text = str(port_num)
+    host = (host or "127.0.0.1").strip()
+    if not host:
+        raise ConfigError("--redis-host/REDIS_HOST: must not be empty (for example 127.0.0.1)")
+    port = _int(port_text, "--redis-port/REDIS_PORT", 6379, 1, 65535)
+    db = _int(
+        _pick(getattr(args, "redis_db", None), env, "REDIS_DB", None), "--redis-db/REDIS_DB", 0, 0, 1 << 20
+    )
+    password = _pick(getattr(args, "redis_password", None), env, "REDIS_PASSWORD", None) or None
+    return RedisSettings(host, port, db, password)
+
+
+def _int(value: str | None, what: str, default: int, low: int, high: int) -> int:
+    if value is None or value.strip() == "":
+        return default
+    text = value.strip()
+    if not text.lstrip("+").isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"{what}={value!r}: must be a whole number from {low} to {high}")
+    return int(text)
+
+
+_RETRY_FLAGS = {
+    "RETRY_POLICY": "retry_policy",
+    "MAX_RETRIES": "max_retries",
+    "RETRY_BASE_DELAY": "retry_base_delay",
+    "RETRY_MAX_DELAY": "retry_max_delay",
+    "RETRY_MULTIPLIER": "retry_multiplier",
+    "RETRY_JITTER_FACTOR": "retry_jitter",
+}
+
+
+def _flag_name(attr: str) -> str:
+    return "--" + attr.replace("_", "-")
+
+
+def _jobs_config(args: argparse.Namespace, env: Mapping[str, str]) -> JobsConfig:
+    """The job engine's settings: worker pool, balancer strategy and retry policy."""
+    workers = _int(
+        _pick(getattr(args, "workers", None), env, "WORKER_COUNT", None),
+        "--workers/WORKER_COUNT",
+        4,
+        1,
+        10_000,
+    )
+    beat_text = _pick(getattr(args, "worker_heartbeat", None), env, "WORKER_HEARTBEAT_INTERVAL", None)
+    beat = parse_duration(beat_text, "--worker-heartbeat/WORKER_HEARTBEAT_INTERVAL") or 5.0
+    offline_text = _pick(getattr(args, "worker_offline_after", None), env, "WORKER_OFFLINE_AFTER", None)
+    offline = parse_duration(offline_text, "--worker-offline-after/WORKER_OFFLINE_AFTER") or 15.0
+    if offline <= beat:
+        raise ConfigError(
+            f"--worker-offline-after/WORKER_OFFLINE_AFTER={offline:g}s must exceed "
+            f"--worker-heartbeat/WORKER_HEARTBEAT_INTERVAL={beat:g}s"
+        )
+    strategy_text = _pick(getattr(args, "balancer", None), env, "LOAD_BALANCER_STRATEGY", None)
+    strategy = (strategy_text or DEFAULT_STRATEGY).strip().lower()
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"--balancer/LOAD_BALANCER_STRATEGY={strategy_text!r}: choose one of {', '.join(STRATEGIES)}"
+        )
+    retry_env: dict[str, str] = {}
+    for var in ENV_FIELDS:
+        value = _pick(getattr(args, _RETRY_FLAGS[var], None), env, var, None)
+        if value is not None and value.strip() != "":
+            retry_env[var] = value
+    try:
+        policy = RetryPolicy.from_mapping(retry_env)
+    except ValueError as e:
+        text = str(e)
+        named = next((v for v in ENV_FIELDS if text.startswith(v + "=")), None)
+        prefix = f"{_flag_name(_RETRY_FLAGS[named])}/" if named else ""
+        raise ConfigError(prefix + text) from None
+    try:
+        return JobsConfig(
+            worker_count=workers,
+            heartbeat_interval=beat,
+            offline_after=offline,
+            strategy=strategy,
+            policy=policy,
+        )
+    except ValueError as e:
+        raise ConfigError(f"job engine settings: {e}") from None
+
+
 def node_blueprint(settings: NodeSettings) -> NodeBlueprint:
-    """The actors a node runs: the heartbeat detector and, if configured, an election.
+    """The actors a node runs: the heartbeat detector and, unless the election is ``none``, the
+    job engine with its election (see the module docstring).
 
     Raises:
-        ValueError: the election settings are refused by the algorithm (one line).
+        ValueError: the election or job settings are refused (one line).
     """
     everyone = (settings.node_id, *settings.peers)
     heartbeat = blueprint(everyone, settings.heartbeat)
-    if settings.election == "none":
+    if not settings.job_engine:
         return heartbeat
-    election = election_blueprint(
-        settings.election,
-        everyone,
+    nodes = tuple(sorted(everyone))
+    raft_store = settings.store == "raft"
+    jobs = jobs_blueprint(
+        nodes,
+        config=settings.jobs,
+        store="raft" if raft_store else "external",
+        store_node=settings.store_node,
+        election="raft" if raft_store else settings.election,
         election_timeout=settings.election_timeout,
         interval=settings.election_interval,
-        seeds=tuple(settings.peers) if settings.joining else (),
-        joining=(settings.node_id,) if settings.joining else (),
     )
-    return combine(heartbeat, election)
+    if not settings.joining:
+        return combine(heartbeat, jobs)
+    # A joining node's election starts without a configuration and asks the seeds to add it.
+    election = election_blueprint(
+        "raft" if raft_store else settings.election,
+        nodes,
+        election_timeout=settings.election_timeout,
+        interval=settings.election_interval,
+        seeds=tuple(settings.peers),
+        joining=(settings.node_id,),
+        machine=machine_factory(settings.jobs.policy) if raft_store else None,
+    )
+
+    def build(node_id: str) -> dict[str, Actor]:
+        actors = dict(jobs(node_id))
+        actors.update(election(node_id))
+        return actors
+
+    return combine(heartbeat, build)
+
+
+def hosts_store(settings: NodeSettings) -> bool:
+    """True if this node hosts a ``store`` service (sqlite/memory on the store node; redis)."""
+    if not settings.job_engine or settings.store == "raft":
+        return False
+    return settings.store == "redis" or settings.store_node == settings.node_id
 
 
 def add_heartbeat_flags(p: argparse.ArgumentParser) -> None:
@@ -231,7 +451,7 @@ def add_election_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--election",
         metavar="ALGORITHM",
-        help=f"leader election: none, {', '.join(ALGORITHMS)} (ELECTION_ALGORITHM, default none)",
+        help=f"none (no job engine), {', '.join(ALGORITHMS)} (ELECTION_ALGORITHM, default raft)",
     )
     p.add_argument(
         "--election-timeout",
@@ -245,11 +465,57 @@ def add_election_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_jobs_flags(p: argparse.ArgumentParser) -> None:
+    """The job engine's flags (strings, checked later); each has an environment variable."""
+    g = p.add_argument_group("job engine")
+    g.add_argument("--store", metavar="KIND", help=f"job store: {', '.join(STORES)} (STORE, default sqlite)")
+    g.add_argument(
+        "--store-node",
+        metavar="ID",
+        help="node hosting a sqlite/memory store (STORE_NODE, default: first node id in sorted order)",
+    )
+    g.add_argument(
+        "--redis-host", metavar="HOST", help="Redis server for --store redis (REDIS_HOST, default 127.0.0.1)"
+    )
+    g.add_argument("--redis-port", metavar="PORT", help="(REDIS_PORT, default 6379)")
+    g.add_argument("--redis-db", metavar="N", help="(REDIS_DB, default 0)")
+    g.add_argument("--redis-password", metavar="SECRET", help="(REDIS_PASSWORD; prefer the variable)")
+    g.add_argument("--workers", metavar="N", help="jobs this node runs at once (WORKER_COUNT, default 4)")
+    g.add_argument(
+        "--worker-heartbeat",
+        metavar="DURATION",
+        help="worker status period (WORKER_HEARTBEAT_INTERVAL, default 5s)",
+    )
+    g.add_argument(
+        "--worker-offline-after",
+        metavar="DURATION",
+        help="a silent worker is offline after this (WORKER_OFFLINE_AFTER, default 15s)",
+    )
+    g.add_argument(
+        "--balancer",
+        metavar="STRATEGY",
+        help=f"{', '.join(STRATEGIES)} (LOAD_BALANCER_STRATEGY, default {DEFAULT_STRATEGY})",
+    )
+    g.add_argument(
+        "--retry-policy", metavar="KIND", help="fixed or exponential (RETRY_POLICY, default exponential)"
+    )
+    g.add_argument("--max-retries", metavar="N", help="(MAX_RETRIES, default 3)")
+    g.add_argument("--retry-base-delay", metavar="DURATION", help="(RETRY_BASE_DELAY, default 1s)")
+    g.add_argument("--retry-max-delay", metavar="DURATION", help="(RETRY_MAX_DELAY, default 60s)")
+    g.add_argument("--retry-multiplier", metavar="X", help="(RETRY_MULTIPLIER, default 2.0)")
+    g.add_argument("--retry-jitter", metavar="F", help="0.0 to 1.0 (RETRY_JITTER_FACTOR, default 0.1)")
+    g.add_argument(
+        "--jobs-module",
+        metavar="MODULES",
+        help="comma-separated modules or .py files registering processors (JOB_MODULES)",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``node`` and ``cluster`` subcommands to the ``troupe`` parser."""
     from . import cluster
 
-    p = subparsers.add_parser("node", help="run one real node (heartbeat detector over TCP)")
+    p = subparsers.add_parser("node", help="run one real node (heartbeat detector and job engine over TCP)")
     p.add_argument("--id", help="this node's id (NODE_ID)")
     p.add_argument(
         "--listen", metavar="HOST:PORT", help="address to listen on (NODE_LISTEN, default 127.0.0.1:7001)"
@@ -275,6 +541,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="on SIGTERM/SIGINT, leave the cluster's membership before stopping (NODE_LEAVE_ON_STOP=1)",
     )
     p.add_argument("--log-json", action="store_true", help="print events as JSON lines (LOG_JSON=1)")
+    p.add_argument(
+        "--log-verbose",
+        action="store_true",
+        help="also print per-command events (raft.apply, store.applied, ...) (LOG_VERBOSE=1)",
+    )
+    add_jobs_flags(p)
     p.set_defaults(func=cmd_node)
     cluster.register(subparsers)
 
@@ -283,10 +555,32 @@ def cmd_node(args: argparse.Namespace) -> int:
     """Entry point of ``troupe node``; returns the exit code."""
     try:
         settings = resolve_settings(args, os.environ)
-    except ConfigError as e:
+        if settings.job_engine:
+            load_modules(settings.job_modules, "--jobs-module/JOB_MODULES")
+    except (ConfigError, ProcessorError) as e:
         print(f"troupe node: error: {e}", file=sys.stderr)
         return 2
     return trio.run(run_node, settings)
+
+
+VERBOSE_KINDS = frozenset({"raft.apply", "raft.commit", "raft.ack", "store.applied"})
+"""Per-command events kept for the simulator's checkers; printed only with ``--log-verbose``."""
+
+
+def stdout_events(json_lines: bool, verbose: bool = False) -> EventLog:
+    """An :class:`EventLog` printing events to stdout (all of them if ``verbose``, else all but
+    :data:`VERBOSE_KINDS`, which a busy Raft store emits for every command on every node)."""
+    if verbose:
+        return EventLog(sys.stdout, json_lines=json_lines, keep=0)
+    log = EventLog(json_lines=json_lines, keep=0)
+
+    def show(rec: dict[str, object]) -> None:
+        if rec["kind"] not in VERBOSE_KINDS:
+            sys.stdout.write(log.format(rec) + "\n")
+            sys.stdout.flush()
+
+    log.subscribe(show)
+    return log
 
 
 async def run_node(settings: NodeSettings, events: EventLog | None = None) -> int:
@@ -300,7 +594,7 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
         The exit code: 0 after a clean stop, 1 if the node could not start.
     """
     if events is None:
-        events = EventLog(sys.stdout, json_lines=settings.log_json, keep=0)
+        events = stdout_events(settings.log_json, settings.log_verbose)
     cfg = settings.heartbeat
     transport = TcpTransport(
         settings.node_id,
@@ -312,13 +606,20 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
         accept_joins=True,
     )
     runtime = NodeRuntime(
-        settings.node_id, node_blueprint(settings), transport, data_dir=settings.data_dir, events=events
+        settings.node_id,
+        node_blueprint(settings),
+        transport,
+        data_dir=settings.data_dir,
+        events=events,
+        processors=registry() if settings.job_engine else None,
     )
     bind_error: OSError | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(runtime.serve)
+                if hosts_store(settings):
+                    nursery.start_soon(serve_store, runtime, settings)
                 host, port = transport.listen_address or settings.listen
                 events.emit(
                     settings.node_id,
@@ -329,6 +630,17 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
                         "cluster": settings.cluster,
                         "peers": ",".join(sorted(settings.peers)),
                         "pid": os.getpid(),
+                        **(
+                            {
+                                "store": settings.store,
+                                **({"store_node": settings.store_node} if settings.store_node else {}),
+                                "election": "raft" if settings.store == "raft" else settings.election,
+                                "workers": settings.jobs.worker_count,
+                                "processors": ",".join(sorted(runtime.processors)),
+                            }
+                            if settings.job_engine
+                            else {}
+                        ),
                     },
                 )
                 async for signum in signals:
@@ -354,6 +666,73 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
         return 1
     events.emit(settings.node_id, "", "node.stopped", {})
     return 0
+
+
+def make_store_backend(settings: NodeSettings) -> JobStoreBackend:
+    """The backend of this node's ``store`` service (see :func:`hosts_store`).
+
+    Raises:
+        ValueError: the store kind cannot be a backend (one line).
+    """
+    r = settings.redis
+    return make_backend(
+        settings.store,
+        data_dir=settings.data_dir,
+        node_id=settings.node_id,
+        policy=settings.jobs.policy,
+        redis_host=r.host,
+        redis_port=r.port,
+        redis_db=r.db,
+        redis_password=r.password,
+    )
+
+
+async def serve_store(runtime: NodeRuntime, settings: NodeSettings, retry_max: float = 2.0) -> None:
+    """Host the job store as the service ``store`` until the runtime stops.
+
+    A backend that cannot be opened (Redis down, an unreadable SQLite file) is reported with one
+    ``store.unavailable`` line and opened again with backoff; its recovery is logged as
+    ``store.recovered``. Meanwhile requests for ``store`` find nobody and their senders get
+    ``store unavailable`` from their own timeouts; the node keeps running. (Once open, a
+    backend that loses its server answers ``store unavailable`` errors itself and recovers.)
+    """
+    from .store_service import StoreService
+
+    delay = 0.2
+    status = _Opened(runtime, settings)
+    while True:
+        try:
+            await StoreService(make_store_backend(settings)).run(runtime, task_status=status)
+            return  # the runtime stopped
+        except StoreUnavailable as e:
+            if not status.failing:
+                runtime.events.emit(
+                    settings.node_id,
+                    "store",
+                    "store.unavailable",
+                    {"level": "error", "store": settings.store, "error": str(e), "retry": "with backoff"},
+                )
+            status.failing = True
+        with trio.move_on_after(delay):
+            while runtime.running:
+                await trio.sleep(0.05)
+        if not runtime.running:
+            return
+        delay = min(retry_max, delay * 2)
+
+
+class _Opened:
+    """The ``task_status`` given to the store service: logs when its backend is open."""
+
+    def __init__(self, runtime: NodeRuntime, settings: NodeSettings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.failing = False
+
+    def started(self, value: None = None) -> None:
+        kind = "store.recovered" if self.failing else "store.open"
+        self.failing = False
+        self.runtime.events.emit(self.settings.node_id, "store", kind, {"store": self.settings.store})
 
 
 async def leave_cluster(runtime: NodeRuntime, settings: NodeSettings) -> None:
