@@ -584,7 +584,10 @@ def new_job(
         )
     except ValueError as e:
         raise JobError(_one_line(str(e))) from None
-    return job_to_plain(job)
+    plain = job_to_plain(job)
+    if max_retries is None:
+        plain["max_retries"] = None  # the node's MAX_RETRIES decides (filled in by its gateway)
+    return plain
 
 
 # --- the synchronous facade ------------------------------------------------------------------

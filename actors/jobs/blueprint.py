@@ -75,7 +75,7 @@ def jobs_blueprint(
         actors: dict[str, Actor] = dict(elect(node_id))
         actors[SCHEDULER] = Scheduler(cfg, store_ref, nodes)
         actors[BALANCER] = Balancer(cfg)
-        actors[GATEWAY] = Gateway(store_ref)
+        actors[GATEWAY] = Gateway(store_ref, default_max_retries=cfg.policy.max_retries)
         if node_id in pool:
             actors[WORKER] = Worker(cfg, store_ref)
         if store == "raft":

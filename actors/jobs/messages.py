@@ -87,3 +87,9 @@ class Routed:
 
     req: int
     assign: tuple[tuple[str, str], ...]
+
+
+@message("jobs.Nudge")
+@dataclass(frozen=True, slots=True)
+class Nudge:
+    """To the leader's scheduler: jobs became ready (a submit), dispatch now rather than at the tick."""

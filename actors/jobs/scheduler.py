@@ -18,10 +18,14 @@ A dispatch round is a little pipeline, one round at a time::
     RunJobs(token, seq, tickets) --> each chosen worker
 
 ``ready`` lists jobs by priority then FIFO and the store dispatches only those still PENDING,
-so strict priority order holds; a full batch starts the next round at once, otherwise the next
-tick (``tick`` seconds) does. Every ``maintain_interval`` a ``maintain`` command expires leases
-that ran out (requeue with backoff, counting an attempt), promotes retries whose backoff
-elapsed and delayed jobs that fell due.
+so strict priority order holds. The next round starts at once after a round that placed
+every job it was offered, when a gateway sends a :class:`Nudge` (a job was submitted), or when a
+worker reports free slots after a round that found none; otherwise the next tick does
+(``tick`` seconds). A nudge during a round is remembered and served when it ends.
+
+Every ``maintain_interval`` a ``maintain`` command expires leases that ran out (requeue with
+backoff, counting an attempt), promotes retries whose backoff elapsed and delayed jobs that
+fell due.
 
 Workers send :class:`WorkerStatus` to the leader: a heartbeat renews the leases it lists (one
 ``renew`` command) and every status goes on to the balancer, which keeps loads and liveness.
@@ -43,7 +47,7 @@ from .._messages import ActorRef
 from ..elections._common import NAME as ELECTION
 from ..elections._common import LeaderChanged, Subscribe
 from .config import JobsConfig
-from .messages import BALANCER, WORKER, LeaseLost, Route, Routed, RunJobs, Ticket, WorkerStatus
+from .messages import BALANCER, WORKER, LeaseLost, Nudge, Route, Routed, RunJobs, Ticket, WorkerStatus
 from .protocol import StoreReply
 from .store_client import StoreClient
 
@@ -77,6 +81,8 @@ class Scheduler(Actor):
         self.routed_mark = 0
         self.last_maintain = float("-inf")
         self.dispatched = 0
+        self.again = False  # a nudge arrived during a round
+        self.starved = False  # the last round found no free worker
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -93,6 +99,8 @@ class Scheduler(Actor):
             self._on_status(ctx, msg)
         elif isinstance(msg, _Tick):
             self._on_tick(ctx)
+        elif isinstance(msg, Nudge):
+            self._wake(ctx)
         elif isinstance(msg, LeaderChanged):
             self._on_leader(ctx, msg)
 
@@ -135,11 +143,26 @@ class Scheduler(Actor):
         if not self.round:
             self._start_round(ctx)
 
+    def _wake(self, ctx: Context) -> None:
+        """Start a round now if none runs, else right after the current one."""
+        if self.token is None:
+            return
+        if self.round:
+            self.again = True
+        else:
+            self._start_round(ctx)
+
+    def _round_over(self, ctx: Context, *, more: bool) -> None:
+        self.round = ""
+        if more or self.again:
+            self._start_round(ctx)
+
     def _maintain(self, ctx: Context) -> None:
         self.last_maintain = ctx.now
         self.client.request(ctx, {"op": "maintain", "epoch": self.token, "at": ctx.wall}, "maintain")
 
     def _start_round(self, ctx: Context) -> None:
+        self.again = False
         self.round = "ready"
         self.round_started = ctx.now
         self.client.request(ctx, {"op": "ready", "at": ctx.wall, "limit": self.cfg.batch}, "ready")
@@ -175,7 +198,7 @@ class Scheduler(Actor):
     def _on_ready(self, ctx: Context, result: dict[str, Any]) -> None:
         jobs = result.get("jobs", [])
         if not jobs:
-            self.round = ""
+            self._round_over(ctx, more=False)
             return
         self.round = "route"
         self.route_req += 1
@@ -189,8 +212,10 @@ class Scheduler(Actor):
         if self.token is None or self.round != "route" or msg.req != self.route_req:
             return
         if not msg.assign:
-            self.round = ""  # no free worker: try again next tick
+            self.starved = True  # no free worker: a status with free slots, or the tick, retries
+            self._round_over(ctx, more=False)
             return
+        self.starved = False
         self.round = "dispatch"
         command = {
             "op": "dispatch",
@@ -226,9 +251,7 @@ class Scheduler(Actor):
         ctx.emit(
             "scheduler.dispatched", n=n, token=self.token, lowest=lowest, left_best=result.get("left_best")
         )
-        self.round = ""
-        if asked >= self.cfg.batch or (n == asked and n > 0):
-            self._start_round(ctx)
+        self._round_over(ctx, more=n == asked and n > 0)
 
     # --- workers -------------------------------------------------------------------------
 
@@ -236,6 +259,9 @@ class Scheduler(Actor):
         if self.token is None:
             return
         ctx.send(ActorRef(ctx.node_id, BALANCER), msg)
+        if self.starved and len(msg.held) < msg.capacity:
+            self.starved = False
+            self._wake(ctx)
         if msg.heartbeat and msg.held:
             command = {
                 "op": "renew",
