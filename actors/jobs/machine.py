@@ -473,7 +473,7 @@ class JobMachine:
             return sorted(self.dead, key=self.seq.__getitem__)
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise CommandError("ids must be a list of job ids, or absent for all")
-        return [i for i in ids if i in self.dead]
+        return [i for i in dict.fromkeys(ids) if i in self.dead]  # each id once, in order given
 
     def _dlq_requeue(self, cmd: dict[str, Any]) -> dict[str, Any]:
         at = _num(cmd, "at")

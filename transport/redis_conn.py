@@ -1,0 +1,299 @@
+"""A small trio-native Redis client: one connection, pipelined commands, Lua scripts by SHA.
+
+How it works
+------------
+:class:`RedisConn` holds one TCP connection (``trio.open_tcp_stream``) and one ``hiredis.Reader``
+that parses RESP2 replies in C. A call packs its commands with ``hiredis.pack_command``, sends
+them in one ``send_all`` and reads exactly as many replies back: :meth:`RedisConn.pipeline` is
+one round trip for any number of commands, :meth:`RedisConn.execute` a pipeline of one. Error
+replies come back as :class:`RedisReplyError` (raised, or left in the list when asked).
+
+redis-py's asyncio client does not run under trio, and a blocking client in a worker thread
+cannot be cancelled cleanly (see FINDINGS.md, "Redis from trio"), hence this module: trio
+cancels a call here at any ``await``, and the connection is then simply dropped.
+
+- **Concurrency**: a ``trio.Lock`` serialises round trips, so tasks can share one connection;
+  replies always match the requests they answer.
+- **Failures**: a refused or timed-out connect, a reset, an EOF, a reply slower than
+  ``timeout`` or a cancelled call drop the connection (its replies could be out of step) and
+  raise :class:`RedisUnavailable`, one line naming ``host:port``. The next call connects again
+  (``AUTH`` and ``SELECT`` included), so a restarted server is picked up without help.
+- **Scripts**: :class:`Script` carries a Lua source and its SHA1. ``EVALSHA`` commands of
+  scripts the connection knows (:meth:`RedisConn.register`, or any :meth:`RedisConn.evalsha`)
+  that come back ``NOSCRIPT`` (a restarted or flushed server) are answered by ``SCRIPT LOAD``
+  and sent again, in their order, within the same call (after any command of the pipeline
+  that did run, should another client load the script in between).
+
+A command whose reply was lost with the connection may or may not have run: callers resend
+only commands that are safe to repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import Any, Final
+
+import hiredis
+import trio
+
+Arg = str | bytes | int | float
+"""One argument of a Redis command (numbers are sent in their decimal form)."""
+
+Command = Sequence[Arg]
+"""A Redis command: its name, then its arguments, e.g. ``("SET", "k", "v")``."""
+
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+DEFAULT_TIMEOUT: Final = 30.0
+_READ_SIZE: Final = 1 << 16
+
+
+class RedisUnavailable(ConnectionError):
+    """The Redis server cannot be reached or stopped answering; the message names ``host:port``."""
+
+
+class RedisReplyError(Exception):
+    """An error reply from Redis (``ERR ...``, ``NOSCRIPT ...``, ``LOADING ...``)."""
+
+    @property
+    def code(self) -> str:
+        """The error's first word: ``ERR``, ``NOSCRIPT``, ``WRONGTYPE``, ``LOADING``, ..."""
+        text = str(self.args[0]) if self.args else ""
+        return text.split(" ", 1)[0]
+
+
+class Script:
+    """A Lua script known by its SHA1, the name ``EVALSHA`` calls it by."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def command(self, keys: Sequence[Arg], args: Sequence[Arg]) -> tuple[Arg, ...]:
+        """The ``EVALSHA`` command running this script, for :meth:`RedisConn.pipeline`."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+
+class RedisConn:
+    """One connection to a Redis server, shared by tasks (see the module docstring).
+
+    Args:
+        host, port: where the server listens.
+        db: the database number (``SELECT``ed on every connect).
+        password: sent with ``AUTH`` on every connect if given.
+        connect_timeout: seconds a connect (with ``AUTH``/``SELECT``) may take.
+        timeout: seconds a round trip may wait for its replies (None waits forever).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        db: int = 0,
+        password: str | None = None,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.db = db
+        self.password = password
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self._stream: trio.SocketStream | None = None
+        self._reader = _new_reader()
+        self._lock = trio.Lock()
+        self._scripts: dict[str, Script] = {}
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as error messages name the server."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection is open (it may still turn out broken on the next call)."""
+        return self._stream is not None
+
+    # --- public calls -------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect now instead of on the first call (a no-op if connected).
+
+        Raises:
+            RedisUnavailable: the server cannot be reached in ``connect_timeout``.
+            RedisReplyError: ``AUTH`` or ``SELECT`` was refused.
+        """
+        async with self._lock:
+            await self._ensure()
+
+    async def execute(self, *args: Arg) -> Any:
+        """Run one command and return its reply.
+
+        Raises:
+            RedisUnavailable: the server cannot be reached or did not answer in time.
+            RedisReplyError: Redis answered with an error.
+        """
+        return (await self.pipeline([args]))[0]
+
+    async def pipeline(self, commands: Sequence[Command], *, raise_errors: bool = True) -> list[Any]:
+        """Run ``commands`` in one round trip and return their replies, in order.
+
+        Args:
+            commands: the commands; ``EVALSHA`` of a registered :class:`Script` is loaded and
+                re-sent if the server does not know it.
+            raise_errors: raise the first error reply (after reading every reply); if False,
+                error replies are returned in the list as :class:`RedisReplyError` values.
+
+        Raises:
+            RedisUnavailable: the server cannot be reached or did not answer in time (the
+                connection is dropped; the next call reconnects).
+            RedisReplyError: an error reply, if ``raise_errors``.
+        """
+        if not commands:
+            return []
+        async with self._lock:
+            replies = await self._roundtrip(commands)
+            missing = [i for i, r in enumerate(replies) if self._reloadable(commands[i], r)]
+            if missing:
+                shas = list(dict.fromkeys(str(commands[i][1]) for i in missing))
+                loads = [("SCRIPT", "LOAD", self._scripts[sha].source) for sha in shas]
+                loaded = await self._roundtrip(loads)
+                for reply in loaded:
+                    if isinstance(reply, RedisReplyError):
+                        raise reply
+                again = await self._roundtrip([commands[i] for i in missing])
+                for i, reply in zip(missing, again):
+                    replies[i] = reply
+        if raise_errors:
+            for reply in replies:
+                if isinstance(reply, RedisReplyError):
+                    raise reply
+        return replies
+
+    def register(self, script: Script) -> Script:
+        """Let this connection load ``script`` when an ``EVALSHA`` of it meets ``NOSCRIPT``."""
+        self._scripts[script.sha] = script
+        return script
+
+    async def evalsha(self, script: Script, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> Any:
+        """Run ``script`` by its SHA (loading it first if the server lacks it); return its reply.
+
+        Raises:
+            RedisUnavailable: as :meth:`execute`.
+            RedisReplyError: the script failed or returned an error.
+        """
+        self.register(script)
+        return (await self.pipeline([script.command(keys, args)]))[0]
+
+    async def aclose(self) -> None:
+        """Close the connection (a later call opens a new one)."""
+        async with self._lock:
+            self._drop()
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _reloadable(self, command: Command, reply: Any) -> bool:
+        return (
+            isinstance(reply, RedisReplyError)
+            and reply.code == "NOSCRIPT"
+            and len(command) > 1
+            and str(command[0]).upper() == "EVALSHA"
+            and str(command[1]) in self._scripts
+        )
+
+    def _drop(self) -> None:
+        """Forget the connection at once (no await: safe while being cancelled)."""
+        stream, self._stream = self._stream, None
+        self._reader = _new_reader()
+        if stream is not None:
+            stream.socket.close()
+
+    async def _ensure(self) -> trio.SocketStream:
+        if self._stream is not None:
+            return self._stream
+        hello: list[tuple[Arg, ...]] = []
+        if self.password is not None:
+            hello.append(("AUTH", self.password))
+        if self.db:
+            hello.append(("SELECT", self.db))
+        try:
+            with trio.fail_after(self.connect_timeout):
+                self._stream = await trio.open_tcp_stream(self.host, self.port)
+                replies = await self._exchange(self._stream, hello) if hello else []
+        except trio.TooSlowError:
+            self._drop()
+            raise RedisUnavailable(
+                f"redis at {self.address}: no connection within {self.connect_timeout:g}s; "
+                "check that the server is up and reachable"
+            ) from None
+        except OSError as e:
+            self._drop()
+            raise RedisUnavailable(
+                f"redis at {self.address} is unreachable ({_reason(e)}); start redis-server or fix host/port"
+            ) from None
+        except BaseException:
+            self._drop()
+            raise
+        for command, reply in zip(hello, replies):
+            if isinstance(reply, RedisReplyError):
+                self._drop()
+                name = "AUTH" if command[0] == "AUTH" else "SELECT"
+                raise RedisReplyError(f"{reply} (redis at {self.address} refused {name})")
+        return self._stream
+
+    async def _roundtrip(self, commands: Sequence[Command]) -> list[Any]:
+        stream = await self._ensure()
+        try:
+            if self.timeout is None:
+                return await self._exchange(stream, commands)
+            with trio.fail_after(self.timeout):
+                return await self._exchange(stream, commands)
+        except trio.TooSlowError:
+            self._drop()
+            raise RedisUnavailable(
+                f"redis at {self.address}: no reply within {self.timeout:g}s; the connection was dropped"
+            ) from None
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, hiredis.ProtocolError) as e:
+            self._drop()
+            raise RedisUnavailable(f"redis at {self.address}: connection lost ({_reason(e)})") from None
+        except BaseException:
+            self._drop()  # cancelled mid-call: unread replies would answer the next call
+            raise
+
+    async def _exchange(self, stream: trio.SocketStream, commands: Sequence[Command]) -> list[Any]:
+        # hiredis' stub types pack_command's argument as a 1-tuple; any length works.
+        pack: Any = hiredis.pack_command
+        await stream.send_all(b"".join(pack(tuple(c)) for c in commands))
+        reader = self._reader
+        replies: list[Any] = []
+        while len(replies) < len(commands):
+            reply = reader.gets()
+            if reply is False:
+                data = await stream.receive_some(_READ_SIZE)
+                if not data:
+                    raise ConnectionResetError("closed by the server")
+                reader.feed(data)
+            else:
+                replies.append(reply)
+        return replies
+
+
+def _new_reader() -> hiredis.Reader:
+    return hiredis.Reader(replyError=RedisReplyError)
+
+
+def _reason(e: BaseException) -> str:
+    """Why a socket call failed, in a few words ("Connection refused")."""
+    cause = e.__cause__
+    if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+        e = cause.exceptions[0]
+    errno = getattr(e, "errno", None)
+    if isinstance(errno, int) and errno > 0:
+        return os.strerror(errno)
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
