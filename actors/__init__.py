@@ -11,6 +11,7 @@ from ._actor import combine as combine
 from ._context import Context as Context
 from ._context import Rng as Rng
 from ._effects import EFFECT_TYPES as EFFECT_TYPES
+from ._effects import CancelJob as CancelJob
 from ._effects import CancelTimer as CancelTimer
 from ._effects import Effect as Effect
 from ._effects import Emit as Emit

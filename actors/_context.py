@@ -11,6 +11,7 @@ from collections.abc import MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._effects import (
+    CancelJob,
     CancelTimer,
     Effect,
     Emit,
@@ -117,3 +118,7 @@ class Context:
     def execute_job(self, job_id: str, job_type: str, payload: Any, timeout: float) -> None:
         """Ask the runtime to run a job; a ``JobDone`` comes back to this actor."""
         self.effects.append(ExecuteJob(job_id, job_type, payload, timeout, self.self_ref))
+
+    def cancel_job(self, job_id: str, reason: str) -> None:
+        """Cancel a job this actor started; its ``JobDone`` comes back at once, not ok."""
+        self.effects.append(CancelJob(job_id, reason))

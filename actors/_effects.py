@@ -128,6 +128,18 @@ class ExecuteJob:
     reply_to: ActorRef
 
 
+@dataclass(frozen=True, slots=True)
+class CancelJob:
+    """Cancel the running job ``job_id`` started by this actor's :class:`ExecuteJob`.
+
+    Its :class:`JobDone` comes back at once with ``ok=False`` and ``error`` ``"cancelled:
+    <reason>"``; a job already finished (or unknown) is left alone.
+    """
+
+    job_id: str
+    reason: str
+
+
 @message("troupe.JobDone")
 @dataclass(frozen=True, slots=True)
 class JobDone:
@@ -140,7 +152,7 @@ class JobDone:
     duration: float
 
 
-Effect = Send | SetTimer | CancelTimer | Persist | Sync | Emit | Spawn | Stop | ExecuteJob
+Effect = Send | SetTimer | CancelTimer | Persist | Sync | Emit | Spawn | Stop | ExecuteJob | CancelJob
 EFFECT_TYPES: tuple[type[Any], ...] = (
     Send,
     SetTimer,
@@ -151,4 +163,5 @@ EFFECT_TYPES: tuple[type[Any], ...] = (
     Spawn,
     Stop,
     ExecuteJob,
+    CancelJob,
 )

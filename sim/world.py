@@ -41,6 +41,7 @@ from typing import Any
 from actors import (
     Actor,
     ActorRef,
+    CancelJob,
     CancelTimer,
     Context,
     Emit,
@@ -115,6 +116,10 @@ class Simulation:
         self.network_config = network or NetworkConfig()
         self.network = Network(self.network_config, Random(derive_seed(seed, "network")))
         self.job_rng = Random(derive_seed(seed, "jobs"))
+        # (node, incarnation, actor, job id) of modelled jobs not yet done, and of those cancelled
+        # (-> the JobDone the cancellation sent; the modelled one is then dropped)
+        self._running_jobs: set[tuple[str, int, str, str]] = set()
+        self._cancelled_jobs: dict[tuple[str, int, str, str], JobDone] = {}
         self.jobs = jobs or JobModel()
         clocks = clocks or {}
         self.nodes: dict[str, Node] = {n: Node(n, NodeClock(clocks.get(n))) for n in nodes}
@@ -330,6 +335,12 @@ class Simulation:
         elif kind == JOB:
             _, _, _, node, inc, reply_to, done = ev
             records = self.trace.records
+            key = (node.id, inc, reply_to.name, done.job_id)
+            cancelled = self._cancelled_jobs.get(key)
+            if cancelled is not None and cancelled is not done:
+                del self._cancelled_jobs[key]  # the modelled end of a cancelled job: not delivered
+                return
+            self._running_jobs.discard(key)
             if node.incarnation != inc or node.state is DOWN:
                 records.append((t, "drop", node.id, reply_to.name, done.job_id, "job-lost"))
                 return
@@ -423,6 +434,8 @@ class Simulation:
             self._stop(node, e.name, t)
         elif tp is ExecuteJob:
             self._execute(slot, e, t)
+        elif tp is CancelJob:
+            self._cancel_job(slot, e, t)
         else:
             raise SimulationError(f"{slot.ref}: unknown effect {e!r}")
 
@@ -463,6 +476,18 @@ class Simulation:
         self.trace.records.append((t, "job.start", node.id, slot.name, e.job_id, e.job_type))
         entry = (t + to_ns(out.duration), next(self._seq), JOB, node, node.incarnation, e.reply_to, done)
         heapq.heappush(self._heap, entry)
+        self._running_jobs.add((node.id, node.incarnation, e.reply_to.name, e.job_id))
+
+    def _cancel_job(self, slot: Slot, e: CancelJob, t: int) -> None:
+        """Finish a running job now as cancelled; its modelled JobDone will be dropped."""
+        node = slot.node
+        key = (node.id, node.incarnation, slot.name, e.job_id)
+        if key not in self._running_jobs or key in self._cancelled_jobs:
+            return
+        self.trace.records.append((t, "job.cancel", node.id, slot.name, e.job_id))
+        done = JobDone(e.job_id, False, None, f"cancelled: {e.reason}", 0.0)
+        self._cancelled_jobs[key] = done
+        heapq.heappush(self._heap, (t, next(self._seq), JOB, node, node.incarnation, slot.ref, done))
 
     def _prepare(self, slot: Slot, t: int, sender: ActorRef | None) -> Context:
         ctx = slot.ctx

@@ -10,6 +10,7 @@ import pytest
 from actors import (
     EFFECT_TYPES,
     ActorRef,
+    CancelJob,
     CancelTimer,
     Context,
     Emit,
@@ -43,6 +44,7 @@ def test_context_records_effects_in_call_order() -> None:
     assert ctx.spawn("child", child) == ActorRef("n1", "child")
     ctx.stop()
     ctx.execute_job("j1", "resize", {"w": 1}, 30.0)
+    ctx.cancel_job("j1", "not needed")
     assert ctx.take_effects() == [
         Persist("term", 3),
         Sync(),
@@ -53,9 +55,10 @@ def test_context_records_effects_in_call_order() -> None:
         Spawn("child", child),
         Stop("a"),
         ExecuteJob("j1", "resize", {"w": 1}, 30.0, ActorRef("n1", "a")),
+        CancelJob("j1", "not needed"),
     ]
     assert ctx.effects == []
-    assert len(EFFECT_TYPES) == 9
+    assert len(EFFECT_TYPES) == 10
 
 
 def test_reply_goes_to_the_sender_and_needs_one() -> None:

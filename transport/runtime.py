@@ -27,6 +27,8 @@ Effects:
   Spawn/Stop actors on this node (Stop calls ``on_stop`` and keeps the durable state).
   ExecuteJob runs the ``async def`` processor registered for the job type under
              ``trio.move_on_after(timeout)`` in its own task and sends ``JobDone`` back.
+  CancelJob  cancels that task's scope (keyed by the reply-to actor and job id); the
+             processor sees ``trio.Cancelled`` and ``JobDone`` says ``cancelled: <reason>``.
 
 Full mailboxes: delivery never blocks. A message for a full mailbox (from the transport, a
 timer, a job or a local actor) is dropped, counted in ``stats`` and reported with a one-line
@@ -65,6 +67,7 @@ import trio
 from actors import (
     Actor,
     ActorRef,
+    CancelJob,
     CancelTimer,
     Context,
     Effect,
@@ -181,6 +184,8 @@ class NodeRuntime:
         self.store = NodeStore(data_dir, node_id)
         self._cells: dict[str, _Cell] = {}
         self._services: dict[str, _Service] = {}
+        # (actor, job id) -> (its cancel scope, cancellation reasons) while the job runs
+        self._jobs: dict[tuple[str, str], tuple[trio.CancelScope, list[str]]] = {}
         self._nursery: trio.Nursery | None = None
         self._stop_requested = trio.Event()
         self._graceful = True
@@ -449,6 +454,12 @@ class NodeRuntime:
                 assert isinstance(eff, ExecuteJob)
                 assert self._nursery is not None
                 self._nursery.start_soon(self._run_job, eff)
+            elif t is CancelJob:
+                assert isinstance(eff, CancelJob)
+                running = self._jobs.get((cell.name, eff.job_id))
+                if running is not None:
+                    running[1].append(eff.reason)
+                    running[0].cancel()
             else:
                 self._diag("runtime.unknown_effect", level="error", actor=cell.name, effect=repr(eff))
 
@@ -530,13 +541,23 @@ class NodeRuntime:
             known = ", ".join(sorted(self.processors)) or "none"
             error = f"unknown job type {job.job_type!r} (registered: {known}); register a processor for it"
         else:
-            with trio.move_on_after(job.timeout) as scope:
+            key = (job.reply_to.name, job.job_id)
+            reasons: list[str] = []
+            with trio.CancelScope() as cancel:
+                self._jobs[key] = (cancel, reasons)
                 try:
-                    result = await proc(job.payload)
-                    ok = True
-                except Exception as e:
-                    error = f"{type(e).__name__}: {e}"
-            if scope.cancelled_caught:
+                    with trio.move_on_after(job.timeout) as scope:
+                        try:
+                            result = await proc(job.payload)
+                            ok = True
+                        except Exception as e:
+                            error = f"{type(e).__name__}: {e}"
+                finally:
+                    self._jobs.pop(key, None)
+            if cancel.cancelled_caught:
+                ok, result = False, None
+                error = f"cancelled: {reasons[0] if reasons else 'by request'}"
+            elif scope.cancelled_caught:
                 ok, result = False, None
                 error = f"timed out after {job.timeout} s"
         done = JobDone(job.job_id, ok, result, error, round(trio.current_time() - started, 6))

@@ -11,7 +11,9 @@ client never waits forever; resending is safe since every command is idempotent.
 
 A submit that created a job due now sends the leader's scheduler a :class:`Nudge` (the gateway
 follows the leader through its node's election actor), so a new job is dispatched at once
-instead of at the scheduler's next tick: this is what keeps submit-to-start latency low.
+instead of at the scheduler's next tick: this is what keeps submit-to-start latency low. A
+cancel that closed a running attempt tells that attempt's worker (:class:`LeaseLost`), which
+cancels the processor at once.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .._messages import ActorRef
 from ..elections._common import NAME as ELECTION
 from ..elections._common import LeaderChanged, Subscribe
 from .machine import OPS
-from .messages import SCHEDULER, Nudge
+from .messages import SCHEDULER, WORKER, LeaseLost, Nudge
 from .protocol import UNAVAILABLE, StoreReply, StoreRequest
 from .store_client import StoreClient
 
@@ -68,6 +70,8 @@ class Gateway(Actor):
                 ctx.send(p.data[0], StoreReply(p.data[1], msg.result))
                 if p.command.get("op") == "submit" and self.leader is not None and _created_now(msg.result):
                     ctx.send(ActorRef(self.leader, SCHEDULER), Nudge())
+                elif p.command.get("op") == "cancel":
+                    _stop_cancelled(ctx, msg.result)
         elif isinstance(msg, LeaderChanged):
             self.leader = msg.leader
         elif isinstance(msg, _Sweep):
@@ -82,3 +86,13 @@ def _created_now(result: Any) -> bool:
         return False
     job = result.get("job")
     return isinstance(job, dict) and job.get("scheduled_at") is None
+
+
+def _stop_cancelled(ctx: Context, result: Any) -> None:
+    """Tell the worker of a running attempt that a cancel closed to stop its processor."""
+    job = result.get("job") if isinstance(result, dict) else None
+    if not isinstance(job, dict) or not job.get("attempts"):
+        return
+    last = job["attempts"][-1]
+    if last.get("outcome") == "CANCELLED":
+        ctx.send(ActorRef(last["worker"], WORKER), LeaseLost(((job["id"], last["number"]),)))

@@ -18,6 +18,10 @@ attempt (fencing by attempt). Reports are kept and resent until the store answer
 error or a lost reply is retried every ``0.5`` s), so a finished job's outcome is not lost
 while the worker lives. A refused report (the lease was taken away) is dropped and counted.
 
+:class:`LeaseLost` (from the scheduler's renewal, or from a gateway that cancelled a running
+job) cancels the named jobs' processors (``CancelJob``); their outcome is not reported, since
+the store has already closed those attempts.
+
 Events: ``job.started`` and ``job.finished`` (``id``, ``attempt``, ``worker``, ``ok``),
 ``job.report_refused``, ``job.lease_lost``.
 """
@@ -65,6 +69,7 @@ class Worker(Actor):
         self.client = StoreClient(store, config.request_timeout)
         self.leader: str | None = None
         self.running: dict[str, Ticket] = {}  # "<id>#<attempt>" -> ticket
+        self.lost: set[str] = set()  # running keys whose lease the store took away
         self.unsent: list[dict[str, Any]] = []  # reports to send again
         self.token = 0
         self.seen = 0
@@ -100,8 +105,11 @@ class Worker(Actor):
             self._report_status(ctx, heartbeat=True)
         elif isinstance(msg, LeaseLost):
             for job_id, attempt in msg.held:
-                if f"{job_id}#{attempt}" in self.running:
+                key = f"{job_id}#{attempt}"
+                if key in self.running and key not in self.lost:
+                    self.lost.add(key)
                     ctx.emit("job.lease_lost", id=job_id, attempt=attempt, worker=self._id)
+                    ctx.cancel_job(key, "the lease was taken away (cancelled or expired)")
 
     # --- running jobs --------------------------------------------------------------------
 
@@ -122,6 +130,10 @@ class Worker(Actor):
         ticket = self.running.pop(msg.job_id, None)
         if ticket is None:
             return
+        if msg.job_id in self.lost:
+            self.lost.discard(msg.job_id)
+            ctx.emit("job.finished", id=ticket.id, attempt=ticket.attempt, worker=self._id, ok=False)
+            return  # the store already closed this attempt: a report would only be refused
         ctx.emit("job.finished", id=ticket.id, attempt=ticket.attempt, worker=self._id, ok=msg.ok)
         command: dict[str, Any] = {
             "op": "report",

@@ -114,6 +114,27 @@ async def test_delayed_job_cancel_and_a_refused_cancel(cluster: Cluster) -> None
         assert (await jobs.cancel(at["id"]))["status"] == "CANCELLED"
 
 
+async def test_cancelling_a_running_job_stops_its_processor(cluster: Cluster) -> None:
+    async with JobClient(cluster.addresses(), cluster="t") as jobs:
+        # Given a job that would sleep for a minute, running on some worker
+        job = await jobs.submit("sleep", {"seconds": 60}, timeout=120)
+        with trio.fail_after(10):
+            while (await jobs.get(job["id"]) or {}).get("status") != "RUNNING":
+                await trio.sleep(0.05)
+
+        # When it is cancelled
+        cancelled = await jobs.cancel(job["id"], reason="no longer needed")
+
+        # Expect the attempt closed as cancelled, and the processor stopped well before its minute
+        assert cancelled["status"] == "CANCELLED"
+        assert cancelled["attempts"][-1]["outcome"] == "CANCELLED"
+        with trio.fail_after(10):
+            while not cluster.events.find("job.finished", id=job["id"], ok=False):
+                await trio.sleep(0.05)
+        assert cluster.events.find("job.lease_lost", id=job["id"])
+        assert (await jobs.get(job["id"]) or {})["status"] == "CANCELLED"
+
+
 async def test_dead_letter_queue_list_requeue_purge(cluster: Cluster) -> None:
     async with JobClient(cluster.addresses(), cluster="t") as jobs:
         # Given jobs that always fail, with one retry each, and one that succeeds
