@@ -23,6 +23,10 @@ Schema (every key is checked; unknown keys are errors)::
     [[faults]]
     at = 30.0; action = "partition"; groups = [["n1", "n2"], ["n3", "n4", "n5"]]
 
+A system whose parsed parameters carry a ``job_model`` (a :class:`~sim.jobs.JobModel`) supplies
+the job model itself; the job engine (``system = "jobs"``) does, since ``[jobs]`` is its own
+parameter table (its job types go in ``[[jobs.types]]``).
+
 Latency distributions: constant(value), uniform(low, high), normal(mean, stdev; clipped at 0),
 exponential(mean), lognormal(mu, sigma). Fault actions and their keys: see
 :data:`sim.faults.ACTIONS` (``from``/``to`` in files are ``src``/``dst`` in :class:`Fault`).
@@ -295,12 +299,14 @@ def parse_scenario(data: Mapping[str, Any], where: str = "<scenario>") -> Scenar
         clocks[node] = ClockConfig(c.number("offset", 0.0), c.number("drift", 0.0, -0.1, 0.1))
         c.done()
     job_types: dict[str, JobSpec] = {}
-    for i in range(len(f.get("jobs", list, []))):
+    # The job engine's own table is [jobs]: it describes its job types itself (see job_model).
+    for i in range(len(f.get("jobs", list, [])) if system_name != "jobs" else 0):
         j = f.sub("jobs", i)
         jt = j.get("type", str)
         dur = parse_latency(j, "duration") if j.has("duration") else JobSpec().duration
         job_types[jt] = JobSpec(dur, j.number("failure", 0.0, 0.0, 1.0))
         j.done()
+    model = getattr(params, "job_model", None)
     faults = tuple(
         _parse_fault(f.sub("faults", i), nodes, duration) for i in range(len(f.get("faults", list, [])))
     )
@@ -315,7 +321,7 @@ def parse_scenario(data: Mapping[str, Any], where: str = "<scenario>") -> Scenar
         codec_checks=codec_checks,
         network=network,
         clocks=clocks,
-        jobs=JobModel(job_types),
+        jobs=model if isinstance(model, JobModel) else JobModel(job_types),
         faults=faults,
         source=where,
         late=late,

@@ -94,4 +94,4 @@ register_system(
 )
 
 # Each further system registers itself in its own module (imported last: they import this one).
-from . import system_bully, system_gossip, system_raft  # noqa: E402, F401
+from . import system_bully, system_gossip, system_jobs, system_raft  # noqa: E402, F401

@@ -6,6 +6,11 @@ each :class:`StoreReply` to :meth:`StoreClient.take`, which returns the pending 
 for an unknown or late reply). The actor's periodic tick calls :meth:`StoreClient.overdue`,
 which returns requests unanswered for ``timeout`` seconds and forgets them; since every store
 command is idempotent, the actor may simply send them again.
+
+Request numbers start at a random point drawn from ``ctx.random`` at the first request of each
+incarnation: a reply to a request of the actor's previous incarnation can still arrive after a
+restart (the store was slow or paused and answered once the actor was back), and it must not be
+taken for the answer to a new request that happens to reuse its number.
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ class StoreClient:
         self.store = store
         self.timeout = timeout
         self.pending: dict[int, Pending] = {}
-        self._next = 1
+        self._next = 0  # drawn at the first request (see the module docstring)
 
     def request(self, ctx: Context, command: dict[str, Any], purpose: str, data: Any = None) -> int:
         """Send ``command``; the reply will come back tagged with ``purpose`` and ``data``."""
+        if self._next == 0:
+            self._next = (ctx.random.getrandbits(40) << 16) + 1
         req = self._next
         self._next += 1
         self.pending[req] = Pending(req, command, purpose, data, ctx.now)

@@ -143,6 +143,9 @@ class RaftStore(Actor):
         self._next = 1
 
     def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
+        # Number proposals from a random point: a leader's late answer to a proposal of this
+        # node's previous incarnation must not be taken for the answer to a new one.
+        self._next = (ctx.random.getrandbits(40) << 16) + 1
         ctx.send(ActorRef(ctx.node_id, ELECTION), Subscribe())
         ctx.set_timer("resend", self.resend_after / 4, _Resend())
 
