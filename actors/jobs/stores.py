@@ -96,6 +96,9 @@ class MemoryStore(Actor):
         meta = durable.get("meta") or {"epoch": 0, "next_seq": 1, "index": 0}
         records = [(int(v[0]), v[1]) for k, v in durable.items() if k.startswith("job/")]
         self.machine.load(records, int(meta["epoch"]), int(meta["next_seq"]))
+        # The op counter behind ready marks survives too, so a mark handed out before a crash
+        # is still measured against the same count (jobs loaded ready count as ready at 0).
+        self.machine.ops = int(meta.get("ops", 0))
         self.index = int(meta.get("index", 0))
         ctx.emit("store.loaded", jobs=len(records), epoch=self.machine.epoch)
 
@@ -111,7 +114,12 @@ class MemoryStore(Actor):
                 ctx.persist(f"job/{jid}", [seq, plain])
             for jid in deleted:
                 ctx.persist(f"job/{jid}", None)
-            meta = {"epoch": self.machine.epoch, "next_seq": self.machine.next_seq, "index": self.index}
+            meta = {
+                "epoch": self.machine.epoch,
+                "next_seq": self.machine.next_seq,
+                "index": self.index,
+                "ops": self.machine.ops,
+            }
             ctx.persist("meta", meta)
             ctx.sync()
         audit(ctx, self.index, msg.command, result)
