@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # The main job on the embedded default: a simulated cluster scenario, then a real local 3-node
 # job cluster (Raft election and Raft store) running a demo batch of jobs to a final table.
 run: setup
-	$(BIN)/troupe sim run scenarios/heartbeat-crash-restart.toml --seed 1
+	$(BIN)/troupe sim run scenarios/jobs-leader-crash.toml --seed 1
 	$(BIN)/troupe cluster up --nodes 3 --store raft --demo-jobs 60
 
 # Lint, type-check, then the whole test suite.

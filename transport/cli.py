@@ -2,7 +2,8 @@
 
 ``sim`` and ``bench sim`` come from :mod:`sim.cli`; ``node`` and ``cluster`` from
 :mod:`transport.node_cli`; ``submit``, ``jobs``, ``dlq`` and ``stats`` from
-:mod:`transport.jobs_cli`; ``bench failover`` and ``bench raft`` from :mod:`transport.bench`.
+:mod:`transport.jobs_cli`; ``bench failover`` and ``bench raft`` from :mod:`transport.bench`;
+``bench jobs`` from :mod:`transport.bench_jobs`.
 Every handler returns the process exit code. A malformed command line is reported in one line
 (``troupe submit: error: ...; see troupe submit --help``) with exit code 2.
 """
@@ -25,7 +26,7 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from sim import cli as sim_cli
     from transport import bench as bench_cli
-    from transport import jobs_cli, node_cli
+    from transport import bench_jobs, jobs_cli, node_cli
 
     parser = OneLineParser(
         prog="troupe",
@@ -39,10 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim_cli.register(sub)
     node_cli.register(sub)
     jobs_cli.register(sub)
-    bench = sub.add_parser("bench", help="benchmarks: the simulator, real-process failover, Raft")
+    bench = sub.add_parser("bench", help="benchmarks: the simulator, real-process failover, Raft, jobs")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="TARGET")
     sim_cli.register_bench(bench_sub)
     bench_cli.register(bench_sub)
+    bench_jobs.register(bench_sub)
     return parser
 
 

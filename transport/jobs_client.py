@@ -275,10 +275,6 @@ class JobClient:
             raise JobError("the job client is not open: use 'async with JobClient(...)' or await open()")
         cmd = dict(command)
         op = cmd.get("op", "?")
-        try:
-            encode(StoreRequest(0, cmd))
-        except CodecError as e:
-            raise JobError(f"{op}: cannot send this command: {_one_line(str(e))}") from None
         deadline = trio.current_time() + self.timeout
         problems: dict[str, str] = {}
         tried = 0
@@ -323,19 +319,21 @@ class JobClient:
         self._next_req += 1
         slot = self._waiting[req] = _Slot()
         try:
-            self.transport.send(self.me, ActorRef(node_id, GATEWAY), StoreRequest(req, command))
+            try:
+                self.transport.send(self.me, ActorRef(node_id, GATEWAY), StoreRequest(req, command))
+            except CodecError as e:
+                op = command.get("op", "?")
+                raise JobError(f"{op}: cannot send this command: {_one_line(str(e))}") from None
             start = trio.current_time()
-            with trio.move_on_after(wait):
-                while not slot.answered:
-                    with trio.move_on_after(0.25):
-                        await slot.event.wait()
-                    # a node we cannot connect to is given up after a second, not the full wait
-                    if (
-                        not slot.answered
-                        and trio.current_time() - start >= 1.0
-                        and node_id not in self.transport.connected_peers()
-                    ):
-                        return None
+            deadline = start + wait
+            with trio.move_on_at(min(deadline, start + 1.0)):
+                await slot.event.wait()
+            # after a second, a node we cannot connect to is given up, not waited for in full
+            while not slot.answered and trio.current_time() < deadline:
+                if node_id not in self.transport.connected_peers():
+                    return None
+                with trio.move_on_at(min(deadline, trio.current_time() + 0.25)):
+                    await slot.event.wait()
             return slot.result if slot.answered else None
         finally:
             self._waiting.pop(req, None)

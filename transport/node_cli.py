@@ -11,8 +11,9 @@ talk to, and the job store:
 - ``STORE=sqlite`` (default) or ``memory``: one store, hosted by the runtime as the service
   ``store`` on ``STORE_NODE`` (default: the first node id in sorted order), the SQLite file in
   ``DATA_DIR/<node>/jobs.sqlite3``;
-- ``STORE=redis``: every node hosts a ``store`` service talking to the same Redis server; an
-  unreachable Redis is logged in one line and retried, the node keeps running.
+- ``STORE=redis``: every node hosts a ``store`` service talking to the same Redis server over
+  :data:`REDIS_LANES` connections; an unreachable Redis is logged in one line and retried, the
+  node keeps running.
 
 ``ELECTION_ALGORITHM=none`` runs the heartbeat detector only (no job engine). Processors come
 from the modules named by ``JOB_MODULES`` (:mod:`transport.processors`), imported before the
@@ -37,6 +38,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -51,7 +53,7 @@ from actors.jobs.blueprint import jobs_blueprint
 from actors.jobs.config import JobsConfig
 from actors.jobs.stores import machine_factory
 
-from .events import EventLog
+from .events import EventLog, Record
 from .processors import ProcessorError, load_modules, registry, split_modules
 from .runtime import NodeRuntime
 from .stores.base import JobStoreBackend, StoreUnavailable, make_backend
@@ -544,7 +546,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--log-verbose",
         action="store_true",
-        help="also print per-command events (raft.apply, store.applied, ...) (LOG_VERBOSE=1)",
+        help="also print per-command and per-job events (raft.apply, job.started, ...) (LOG_VERBOSE=1)",
     )
     add_jobs_flags(p)
     p.set_defaults(func=cmd_node)
@@ -563,24 +565,37 @@ def cmd_node(args: argparse.Namespace) -> int:
     return trio.run(run_node, settings)
 
 
-VERBOSE_KINDS = frozenset({"raft.apply", "raft.commit", "raft.ack", "store.applied"})
-"""Per-command events kept for the simulator's checkers; printed only with ``--log-verbose``."""
+MAILBOX_SIZE = 10_000
+"""Messages an actor's mailbox holds before more are dropped: a leader's election actor and a
+Raft store take one message per store command of every node, so bursts of thousands of
+commands must fit."""
+
+VERBOSE_KINDS = frozenset({"raft.apply", "raft.commit", "raft.ack", "store.applied", "job.started"})
+"""Per-command and per-job events kept for the simulator's checkers; printed only with
+``--log-verbose`` (``job.finished`` too, unless the job failed)."""
+
+
+class _QuietLog(EventLog):
+    """Prints events to stdout, skipping the per-command and per-job ones (see
+    :func:`stdout_events`) before their records are even built: a busy node emits several per
+    job, and nobody reads them."""
+
+    def __init__(self, json_lines: bool) -> None:
+        super().__init__(sys.stdout, json_lines=json_lines, keep=0)
+
+    def emit(self, node: str, actor: str, kind: str, fields: dict[str, Any] | None = None) -> Record:
+        if kind in VERBOSE_KINDS or (kind == "job.finished" and (fields or {}).get("ok") is not False):
+            return {"node": node, "actor": actor, "kind": kind}
+        return super().emit(node, actor, kind, fields)
 
 
 def stdout_events(json_lines: bool, verbose: bool = False) -> EventLog:
     """An :class:`EventLog` printing events to stdout (all of them if ``verbose``, else all but
-    :data:`VERBOSE_KINDS`, which a busy Raft store emits for every command on every node)."""
+    :data:`VERBOSE_KINDS` and ``job.finished`` of jobs that succeeded: a busy Raft store emits
+    the former for every command on every node, a busy worker the latter for every job)."""
     if verbose:
         return EventLog(sys.stdout, json_lines=json_lines, keep=0)
-    log = EventLog(json_lines=json_lines, keep=0)
-
-    def show(rec: dict[str, object]) -> None:
-        if rec["kind"] not in VERBOSE_KINDS:
-            sys.stdout.write(log.format(rec) + "\n")
-            sys.stdout.flush()
-
-    log.subscribe(show)
-    return log
+    return _QuietLog(json_lines)
 
 
 async def run_node(settings: NodeSettings, events: EventLog | None = None) -> int:
@@ -612,6 +627,7 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
         data_dir=settings.data_dir,
         events=events,
         processors=registry() if settings.job_engine else None,
+        mailbox_size=MAILBOX_SIZE,
     )
     bind_error: OSError | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -687,6 +703,11 @@ def make_store_backend(settings: NodeSettings) -> JobStoreBackend:
     )
 
 
+REDIS_LANES = 2
+"""Connections (store service lanes) a node opens to a shared Redis store; see
+:mod:`transport.store_service`."""
+
+
 async def serve_store(runtime: NodeRuntime, settings: NodeSettings, retry_max: float = 2.0) -> None:
     """Host the job store as the service ``store`` until the runtime stops.
 
@@ -702,7 +723,9 @@ async def serve_store(runtime: NodeRuntime, settings: NodeSettings, retry_max: f
     status = _Opened(runtime, settings)
     while True:
         try:
-            await StoreService(make_store_backend(settings)).run(runtime, task_status=status)
+            lanes = REDIS_LANES if settings.store == "redis" else 1
+            backends = [make_store_backend(settings) for _ in range(lanes)]
+            await StoreService(backends).run(runtime, task_status=status)
             return  # the runtime stopped
         except StoreUnavailable as e:
             if not status.failing:

@@ -8,11 +8,21 @@ A backend (:mod:`transport.stores`) must await real I/O, so it cannot be a pure 
 :class:`StoreService` takes the name instead, through ``NodeRuntime.add_service``, and runs
 one loop:
 
-1. wait for a request, then take every request already queued, up to ``max_batch``;
+1. wait for a request, then take every request already queued, up to ``max_batch``: the
+   scheduler's commands (:data:`URGENT_OPS`) first, then the others in arrival order (a
+   dispatch round thus never waits behind a long queue of submits);
 2. hand their commands to ``backend.execute`` in one call (one transaction, one fsync for the
    SQLite store: under load, batches grow and the cost per command falls);
 3. send each requester ``StoreReply(req, result)`` from ``store@<node>``, only after
    ``execute`` returned, so every acknowledged command is already durable.
+
+Lanes: given several backends over one shared server (``redis``: one connection each), the
+service runs one such loop per backend, all taking batches from the same queue, so a batch is
+applied while the next one is gathered and sent instead of waiting for it: the store's round
+trips overlap. Requests taken by different lanes may reach the server in either order, as
+requests of different nodes always do; each one is applied atomically and answered only once
+durable, and every command is idempotent. A backend that holds the queue itself (SQLite,
+memory) is given once: one lane.
 
 If the backend is unavailable (:class:`~transport.stores.StoreUnavailable`) every request of
 the batch is answered ``{"error": "store unavailable: <why>"}`` (nothing was applied; the
@@ -32,6 +42,8 @@ backend either way.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import trio
@@ -42,6 +54,9 @@ from actors.jobs.protocol import STORE, UNAVAILABLE, StoreReply, StoreRequest
 from .runtime import NodeRuntime, ServiceItem
 from .stores.base import JobStoreBackend, StoreUnavailable
 
+URGENT_OPS = frozenset({"ready", "dispatch", "renew", "maintain"})
+"""The scheduler's commands: they go first, since every dispatch waits for them."""
+
 CLOSE_TIMEOUT = 10.0
 """Seconds the service waits for ``backend.close()`` when it ends."""
 
@@ -50,22 +65,35 @@ class StoreService:
     """Hosts ``backend`` as the actor :data:`~actors.jobs.protocol.STORE` (see module docstring).
 
     Args:
-        backend: the job store backend (opened by :meth:`run`, closed when it ends).
+        backend: the job store backend (opened by :meth:`run`, closed when it ends), or several
+            backends over one shared server, one lane each (see the module docstring).
         max_batch: most commands handed to one ``backend.execute`` call.
-        capacity: requests that may wait; more are dropped and counted like a full mailbox.
+        capacity: requests that may wait in the service's channel (and as many again in its
+            queues); more are dropped and counted like a full mailbox.
 
     Attributes:
         batches: ``execute`` calls made; ``requests``: requests answered (or applied).
     """
 
-    def __init__(self, backend: JobStoreBackend, *, max_batch: int = 512, capacity: int = 10_000):
+    def __init__(
+        self,
+        backend: JobStoreBackend | Sequence[JobStoreBackend],
+        *,
+        max_batch: int = 512,
+        capacity: int = 10_000,
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.backend = backend
+        self.backends: list[JobStoreBackend] = list(backend) if isinstance(backend, Sequence) else [backend]
+        if not self.backends:
+            raise ValueError("StoreService needs at least one backend")
+        self.backend = self.backends[0]
         self.max_batch = max_batch
         self.capacity = capacity
         self.batches = 0
         self.requests = 0
+        self._urgent: deque[ServiceItem] = deque()
+        self._normal: deque[ServiceItem] = deque()
 
     async def run(
         self, runtime: NodeRuntime, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -81,28 +109,68 @@ class StoreService:
         """
         inbox = runtime.add_service(STORE, self.capacity)
         me = ActorRef(runtime.node_id, STORE)
+        opened: list[JobStoreBackend] = []
         try:
-            await self.backend.open()
+            for backend in self.backends:
+                await backend.open()
+                opened.append(backend)
             task_status.started()
-            async with inbox:
-                while True:
-                    try:
-                        first = await inbox.receive()
-                    except trio.EndOfChannel:
-                        return
-                    batch = [first]
-                    while len(batch) < self.max_batch:
-                        try:
-                            batch.append(inbox.receive_nowait())
-                        except (trio.WouldBlock, trio.EndOfChannel):
-                            break
-                    await self._serve(runtime, me, batch)
+            async with inbox, trio.open_nursery() as nursery:
+                for backend in self.backends[1:]:
+                    nursery.start_soon(self._lane, runtime, me, backend, inbox)
+                await self._lane(runtime, me, self.backends[0], inbox)
+                nursery.cancel_scope.cancel()
         finally:
             runtime.remove_service(STORE)
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
-                await self.backend.close()
+                for backend in opened:
+                    await backend.close()
 
-    async def _serve(self, runtime: NodeRuntime, me: ActorRef, items: list[ServiceItem]) -> None:
+    def _queue(self, item: ServiceItem) -> None:
+        msg = item[1]
+        cmd = msg.command if isinstance(msg, StoreRequest) else None
+        op = cmd.get("op") if isinstance(cmd, dict) else None
+        (self._urgent if op in URGENT_OPS else self._normal).append(item)
+
+    def _take_queued(self, inbox: trio.MemoryReceiveChannel[ServiceItem]) -> bool:
+        """Move what waits in ``inbox`` to the queues (up to ``capacity``); True if it ended."""
+        while len(self._urgent) + len(self._normal) < self.capacity:
+            try:
+                self._queue(inbox.receive_nowait())
+            except trio.WouldBlock:
+                return False
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return True
+        return False
+
+    async def _lane(
+        self,
+        runtime: NodeRuntime,
+        me: ActorRef,
+        backend: JobStoreBackend,
+        inbox: trio.MemoryReceiveChannel[ServiceItem],
+    ) -> None:
+        """Take a batch of what is queued (the scheduler's commands first), apply it with
+        ``backend`` and answer; until the channel ends."""
+        while True:
+            ended = self._take_queued(inbox)
+            if not self._urgent and not self._normal:
+                if ended:
+                    return
+                try:
+                    self._queue(await inbox.receive())
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    return
+                self._take_queued(inbox)
+            batch: list[ServiceItem] = []
+            for queue in (self._urgent, self._normal):
+                while queue and len(batch) < self.max_batch:
+                    batch.append(queue.popleft())
+            await self._serve(runtime, me, backend, batch)
+
+    async def _serve(
+        self, runtime: NodeRuntime, me: ActorRef, backend: JobStoreBackend, items: list[ServiceItem]
+    ) -> None:
         requests: list[tuple[ActorRef | None, StoreRequest]] = []
         for sender, msg in items:
             if isinstance(msg, StoreRequest):
@@ -119,7 +187,7 @@ class StoreService:
         commands: list[Any] = [r.command for _, r in requests]
         n = len(requests)
         try:
-            results = await self.backend.execute(commands)
+            results = await backend.execute(commands)
             if len(results) != n:
                 raise RuntimeError(f"backend answered {len(results)} results for {n} commands")
         except StoreUnavailable as e:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,12 +40,14 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 class NodeProc:
-    """One node process and the JSON records it printed (read by a thread)."""
+    """One node process and the JSON records it printed (read by a thread); ``env`` adds
+    environment variables to the child's."""
 
-    def __init__(self, node_id: str, argv: list[str], tmp: Path):
+    def __init__(self, node_id: str, argv: list[str], tmp: Path, env: Mapping[str, str] | None = None):
         self.node_id = node_id
         self.argv = argv
         self.tmp = tmp
+        self.env = dict(env or {})
         self.records: list[dict[str, Any]] = []
         self.lines: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -53,7 +55,11 @@ class NodeProc:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env(), cwd=self.tmp
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=child_env(**self.env),
+            cwd=self.tmp,
         )
         assert self.proc.stdout is not None
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)

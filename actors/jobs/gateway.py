@@ -12,6 +12,9 @@ client never waits forever; resending is safe since every command is idempotent.
 A submit that created a job due now sends the leader's scheduler a :class:`Nudge` (the gateway
 follows the leader through its node's election actor), so a new job is dispatched at once
 instead of at the scheduler's next tick: this is what keeps submit-to-start latency low. A
+gateway nudges at most once per :data:`NUDGE_GAP` (2 ms): a submit within that time of the
+last nudge is covered by one more nudge at its end (a nudge only says "look now", so under
+load one per round is enough, and a lone submit is still nudged at once). A
 cancel that closed a running attempt tells that attempt's worker (:class:`LeaseLost`), which
 cancels the processor at once.
 """
@@ -32,12 +35,20 @@ from .messages import SCHEDULER, WORKER, LeaseLost, Nudge
 from .protocol import UNAVAILABLE, StoreReply, StoreRequest
 from .store_client import StoreClient
 
+NUDGE_GAP = 0.002
+"""Seconds between two nudges of the leader from one gateway, at least (see the module docstring)."""
+
 CLIENT_OPS = tuple(op for op in OPS if op not in ("ready", "dispatch", "renew", "maintain", "report"))
 """Commands a client may send through the gateway."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Sweep:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _NudgeNow:
     pass
 
 
@@ -48,6 +59,8 @@ class Gateway(Actor):
         self.client = StoreClient(store, timeout)
         self.default_max_retries = default_max_retries
         self.leader: str | None = None
+        self.nudge_due = False
+        self.last_nudge = float("-inf")
 
     def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
         ctx.send(ActorRef(ctx.node_id, ELECTION), Subscribe())
@@ -69,15 +82,34 @@ class Gateway(Actor):
             if p is not None:
                 ctx.send(p.data[0], StoreReply(p.data[1], msg.result))
                 if p.command.get("op") == "submit" and self.leader is not None and _created_now(msg.result):
-                    ctx.send(ActorRef(self.leader, SCHEDULER), Nudge())
+                    self._nudge(ctx)
                 elif p.command.get("op") == "cancel":
                     _stop_cancelled(ctx, msg.result)
+        elif isinstance(msg, _NudgeNow):
+            self.nudge_due = False
+            self.last_nudge = ctx.now
+            if self.leader is not None:
+                ctx.send(ActorRef(self.leader, SCHEDULER), Nudge())
         elif isinstance(msg, LeaderChanged):
             self.leader = msg.leader
+            self.last_nudge = float("-inf")
         elif isinstance(msg, _Sweep):
             ctx.set_timer("sweep", 0.5, _Sweep())
             for p in self.client.overdue(ctx.now):
                 ctx.send(p.data[0], StoreReply(p.data[1], {"error": f"{UNAVAILABLE}: no answer in time"}))
+
+    def _nudge(self, ctx: Context) -> None:
+        """Nudge the leader now, or once ``NUDGE_GAP`` after the last nudge if that was sooner."""
+        if self.nudge_due:
+            return
+        wait = self.last_nudge + NUDGE_GAP - ctx.now
+        if wait <= 0:
+            self.last_nudge = ctx.now
+            assert self.leader is not None
+            ctx.send(ActorRef(self.leader, SCHEDULER), Nudge())
+        else:
+            self.nudge_due = True
+            ctx.set_timer("nudge", wait, _NudgeNow())
 
 
 def _created_now(result: Any) -> bool:
