@@ -174,6 +174,7 @@ class JobClient:
             events=EventLog(keep=0),
             backoff_max=0.5,
             connect_timeout=2.0,
+            max_frame=64 * 1024 * 1024,  # as a node's (transport.node_cli.NODE_MAX_FRAME)
         )
         self._current = 0
         self._next_req = 1

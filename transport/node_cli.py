@@ -570,6 +570,10 @@ MAILBOX_SIZE = 10_000
 Raft store take one message per store command of every node, so bursts of thousands of
 commands must fit."""
 
+NODE_MAX_FRAME = 64 * 1024 * 1024
+"""Largest frame between nodes and clients: a Raft snapshot of the job store carries every job
+record (about 340 bytes each) in one InstallSnapshot, and a job listing up to 10,000 jobs."""
+
 VERBOSE_KINDS = frozenset({"raft.apply", "raft.commit", "raft.ack", "store.applied", "job.started"})
 """Per-command and per-job events kept for the simulator's checkers; printed only with
 ``--log-verbose`` (``job.finished`` too, unless the job failed)."""
@@ -619,6 +623,7 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
         events=events,
         backoff_max=min(2.0, max(0.2, cfg.interval)),
         accept_joins=True,
+        max_frame=NODE_MAX_FRAME,
     )
     runtime = NodeRuntime(
         settings.node_id,

@@ -54,6 +54,7 @@ def election_blueprint(
     seeds: tuple[str, ...] = (),
     joining: tuple[str, ...] = (),
     machine: Callable[[], Any] | None = None,
+    snapshot_threshold: int | None = None,
 ) -> NodeBlueprint:
     """A blueprint running ``algorithm``'s election actor on every node.
 
@@ -66,6 +67,7 @@ def election_blueprint(
         joining: nodes that join a running cluster instead of bootstrapping it (for Raft they
             start with no configuration and are added by a membership change).
         machine: for Raft, a factory of the replicated state machine (default: key-value).
+        snapshot_threshold: for Raft, applied entries between snapshots (default: Raft's).
 
     Raises:
         ValueError: an unknown algorithm or settings the algorithm refuses (one line).
@@ -81,6 +83,8 @@ def election_blueprint(
         assert isinstance(config, raft.RaftConfig)
         if machine is not None:
             config = dataclasses.replace(config, machine=machine)
+        if snapshot_threshold is not None:
+            config = dataclasses.replace(config, snapshot_threshold=snapshot_threshold)
         members = tuple(n for n in nodes if n not in joining)
         voters = raft.blueprint(nodes, config, members=members)
         if not joining:

@@ -25,6 +25,10 @@ from .worker import Worker
 
 STORE_MODES = ("raft", "memory", "external")
 
+RAFT_SNAPSHOT_EVERY = 10_000
+"""Applied entries between snapshots of the Raft store: a snapshot holds every job record
+(about 340 bytes each), so it is taken far less often than Raft's default of 1,000."""
+
 
 def jobs_blueprint(
     nodes: tuple[str, ...],
@@ -65,6 +69,7 @@ def jobs_blueprint(
         election_timeout=election_timeout,
         interval=interval,
         machine=machine_factory(cfg.policy) if store == "raft" else None,
+        snapshot_threshold=RAFT_SNAPSHOT_EVERY if store == "raft" else None,
     )
     pool = nodes if workers is None else workers
 

@@ -18,7 +18,8 @@ class JobsConfig:
         offline_after: a worker silent this long is offline (reference: 15 s).
         lease_seconds: how long a dispatch or renewal holds a job; None means
             ``offline_after + heartbeat_interval``, so a live worker never loses one.
-        tick: the scheduler's dispatch period when idle.
+        tick: the scheduler's dispatch period when idle (a safety net: submits, freed workers
+            and due retries start a round at once).
         maintain_interval: how often the scheduler expires leases and promotes due jobs.
         batch: at most this many jobs per dispatch round.
         request_timeout: a store request unanswered this long is sent again.
@@ -31,7 +32,7 @@ class JobsConfig:
     heartbeat_interval: float = 5.0
     offline_after: float = 15.0
     lease_seconds: float | None = None
-    tick: float = 0.05
+    tick: float = 0.2
     maintain_interval: float = 0.5
     batch: int = 256
     request_timeout: float = 2.0

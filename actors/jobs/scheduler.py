@@ -20,7 +20,8 @@ A dispatch round is a little pipeline, one round at a time::
 ``ready`` lists jobs by priority then FIFO and the store dispatches only those still PENDING,
 so strict priority order holds. The next round starts at once after a round that placed
 every job it was offered, when a gateway sends a :class:`Nudge` (a job was submitted), or when a
-worker reports free slots after a round that found none; otherwise the next tick does
+worker reports free slots after a round that found none, or when ``maintain`` made jobs ready
+(retries, delayed jobs); otherwise the next tick does
 (``tick`` seconds). A nudge during a round is remembered and served when it ends.
 
 Every ``maintain_interval`` a ``maintain`` command expires leases that ran out (requeue with
@@ -194,6 +195,8 @@ class Scheduler(Actor):
             expired, retried = result.get("expired", []), result.get("retried", [])
             if expired or retried:
                 ctx.emit("scheduler.maintained", expired=len(expired), retried=len(retried))
+            if retried or result.get("promoted"):
+                self._wake(ctx)  # jobs became ready: dispatch them now, not at the tick
 
     def _on_ready(self, ctx: Context, result: dict[str, Any]) -> None:
         jobs = result.get("jobs", [])
