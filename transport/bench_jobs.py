@@ -44,7 +44,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,10 +60,10 @@ import trio
 from .bench_processors import FLUSH_ENV, LOG_ENV, read_starts
 from .cluster import free_ports
 from .node_cli import ConfigError
+from .redis_server import RedisServer
 from .testing import ROOT
 
 STORES = ("redis", "sqlite", "raft")
-REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,64 +92,6 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 # --- redis-server ------------------------------------------------------------------------------
-
-
-def _ping(port: int) -> bytes | None:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"*1\r\n$4\r\nPING\r\n")
-            data = b""
-            while b"\r\n" not in data:
-                chunk = s.recv(256)
-                if not chunk:
-                    return None
-                data += chunk
-            return data.split(b"\r\n", 1)[0]
-    except OSError:
-        return None
-
-
-class RedisProcess:
-    """A ``redis-server`` of the bench's own: free port, own directory, append-only file."""
-
-    def __init__(self, directory: Path, fsync: str) -> None:
-        self.dir = directory
-        self.fsync = fsync
-        self.port = free_ports(1)[0]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 15.0) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            REDIS_SERVER,
-            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-            "--appendonly", "yes", "--appendfsync", self.fsync, "--save", "", "--daemonize", "no",
-            "--logfile", str(self.dir / "redis.log"), "--protected-mode", "no",
-        ]  # fmt: skip
-        try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise RuntimeError(
-                f"{REDIS_SERVER} not found: install redis-server or set REDIS_SERVER"
-            ) from None
-        deadline = time.monotonic() + timeout
-        while _ping(self.port) != b"+PONG":
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                log = (self.dir / "redis.log").read_text(errors="replace")[-400:]
-                raise RuntimeError(f"redis-server on port {self.port} did not start: {log}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            self.proc = None
 
 
 # --- node processes ----------------------------------------------------------------------------
@@ -412,11 +353,11 @@ def run_once(spec: JobsBenchSpec, say: Callable[[str], None] = print) -> dict[st
     tmp = Path(tempfile.mkdtemp(prefix="troupe-bench-jobs-"))
     if spec.keep:
         say(f"files of this run: {tmp}")
-    redis: RedisProcess | None = None
+    redis: RedisServer | None = None
     cluster: BenchCluster | None = None
     try:
         if spec.store == "redis":
-            redis = RedisProcess(tmp / "redis", spec.redis_fsync)
+            redis = RedisServer(tmp / "redis", fsync=spec.redis_fsync)
             redis.start()
         cluster = BenchCluster(spec, tmp, redis.port if redis else None)
         cluster.start()

@@ -1,15 +1,4 @@
-"""A private ``redis-server`` for tests: own port, own directory, durable, restartable.
-
-How it works
-------------
-:class:`RedisServer` starts ``redis-server`` (``/usr/bin/redis-server`` unless ``REDIS_SERVER``
-names another) on a free port of 127.0.0.1, with its files in a directory of its own and the
-settings the job store is tested with: ``appendonly yes``, ``appendfsync always`` (an
-acknowledged write is on disk) and ``save ""`` (no RDB snapshots). :meth:`RedisServer.start`
-returns once the server answers ``PING`` with ``PONG`` (not ``LOADING``), so a restarted server
-has replayed its append-only file by then. :meth:`RedisServer.restart` kills it (``SIGKILL``,
-a crash) or shuts it down, and starts it again on the same port and directory. The system
-Redis on 6379 is never touched.
+"""A private ``redis-server`` per test module (see :mod:`transport.redis_server`).
 
 In a test module::
 
@@ -23,122 +12,15 @@ In a test module::
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REDIS_SERVER = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the kernel's pick)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def ping(port: int, timeout: float = 0.5) -> bytes | None:
-    """The first line of the server's answer to ``PING`` (``b"+PONG"``), or None if none."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(b"*1\r\n$4\r\nPING\r\n")
-            data = b""
-            while b"\r\n" not in data:
-                chunk = s.recv(256)
-                if not chunk:
-                    return None
-                data += chunk
-            return data.split(b"\r\n", 1)[0]
-    except OSError:
-        return None
-
-
-class RedisServer:
-    """One ``redis-server`` process owned by a test (see the module docstring)."""
-
-    def __init__(self, directory: Path | None = None, port: int | None = None, fsync: bool = True) -> None:
-        self._own_dir = directory is None
-        self.dir = Path(tempfile.mkdtemp(prefix="troupe-redis-")) if directory is None else directory
-        self.port = port or free_port()
-        self.host = "127.0.0.1"
-        self.fsync = fsync
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the server and wait until it answers ``PONG``."""
-        if self.running:
-            return
-        if not Path(REDIS_SERVER).exists():
-            raise RuntimeError(f"{REDIS_SERVER} not found: install redis-server or set REDIS_SERVER")
-        args = [
-            REDIS_SERVER,
-            "--port", str(self.port), "--bind", self.host, "--dir", str(self.dir),
-            "--appendonly", "yes", "--appendfsync", "always" if self.fsync else "no", "--save", "",
-            "--daemonize", "no", "--logfile", str(self.dir / "redis.log"), "--protected-mode", "no",
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while ping(self.port) != b"+PONG":
-            if self.proc.poll() is not None:
-                log = (self.dir / "redis.log").read_text(errors="replace")[-500:]
-                raise RuntimeError(f"redis-server on port {self.port} exited: {log}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"redis-server on port {self.port} did not answer PING in {timeout}s")
-            time.sleep(0.01)
-
-    def kill(self) -> None:
-        """Stop the server abruptly (``SIGKILL``): a crash; only synced writes survive."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def stop(self) -> None:
-        """Stop the server cleanly (``SIGTERM``: Redis flushes its files and exits)."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def restart(self, crash: bool = True) -> None:
-        """Kill (``crash``) or stop the server, then start it again on the same port and files."""
-        if crash:
-            self.kill()
-        else:
-            self.stop()
-        self.start()
-
-    def close(self) -> None:
-        """Stop the server and remove its directory if this object made it."""
-        self.kill()
-        if self._own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+from transport.redis_server import REDIS_SERVER as REDIS_SERVER
+from transport.redis_server import RedisServer as RedisServer
+from transport.redis_server import free_port as free_port
+from transport.redis_server import ping as ping
 
 
 def redis_server_fixture(name: str = "redis_server", scope: Any = "module", fsync: bool = True) -> Any:
