@@ -41,7 +41,6 @@ class Balancer(Actor):
         self.pool = WorkerPool(make_strategy(config.strategy))
         self.last_heard: dict[str, float] = {}
         self.routed: dict[str, list[tuple[int, int, float]]] = {}  # worker -> [(seq, n, at)]
-        self.assigned: dict[str, int] = {}
 
     def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
         ctx.set_timer("check", self.cfg.heartbeat_interval, _Check())
@@ -86,7 +85,6 @@ class Balancer(Actor):
                 break
             out.append((job_id, w))
             counts[w] = counts.get(w, 0) + 1
-            self.assigned[w] = self.assigned.get(w, 0) + 1
         for w, n in counts.items():
             self.routed.setdefault(w, []).append((msg.req, n, ctx.now))
         return tuple(out)

@@ -340,14 +340,7 @@ class JobMachine:
         at = _num(cmd, "at")
         lease_until = _num(cmd, "lease_until")
         mark = _int(cmd, "mark")
-        assign = cmd.get("assign")
-        if not isinstance(assign, list):
-            raise CommandError("assign must be a list of [job id, worker] pairs")
-        for pair in assign:
-            if not (
-                isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
-            ):
-                raise CommandError(f"assign entry {pair!r} must be [job id, worker]")
+        assign = _pairs(cmd, "assign", "worker", strings=True)
         if self._fence(cmd):
             return {"jobs": [], "fenced": True, "epoch": self.epoch, "left_best": None}
         out: list[dict[str, Any]] = []
@@ -380,12 +373,7 @@ class JobMachine:
         at = _num(cmd, "at")
         lease_until = _num(cmd, "lease_until")
         worker = _str(cmd, "worker")
-        held = cmd.get("held")
-        if not isinstance(held, list):
-            raise CommandError("held must be a list of [job id, attempt] pairs")
-        for pair in held:
-            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-                raise CommandError(f"held entry {pair!r} must be [job id, attempt]")
+        held = _pairs(cmd, "held", "attempt", strings=False)
         if self._fence(cmd):
             return {"renewed": [], "lost": [], "fenced": True, "epoch": self.epoch}
         renewed: list[str] = []
@@ -559,6 +547,21 @@ def _opt_str(cmd: dict[str, Any], name: str) -> str | None:
     if not isinstance(v, str):
         raise CommandError(f"{name} must be a string, got {type(v).__name__}")
     return v
+
+
+def _pairs(cmd: dict[str, Any], name: str, second: str, *, strings: bool) -> list[Any]:
+    """The list of ``[job id, <second>]`` pairs in field ``name`` (both strings if ``strings``)."""
+    items = cmd.get(name)
+    if not isinstance(items, list):
+        raise CommandError(f"{name} must be a list of [job id, {second}] pairs")
+    for pair in items:
+        if not (
+            isinstance(pair, (list, tuple))
+            and len(pair) == 2
+            and (not strings or all(isinstance(x, str) for x in pair))
+        ):
+            raise CommandError(f"{name} entry {pair!r} must be [job id, {second}]")
+    return items
 
 
 def _page(cmd: dict[str, Any]) -> tuple[int, int]:

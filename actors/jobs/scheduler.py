@@ -81,7 +81,6 @@ class Scheduler(Actor):
         self.route_req = 0
         self.routed_mark = 0
         self.last_maintain = float("-inf")
-        self.dispatched = 0
         self.again = False  # a nudge arrived during a round
         self.starved = False  # the last round found no free worker
 
@@ -250,7 +249,6 @@ class Scheduler(Actor):
             assert self.token is not None
             ctx.send(ActorRef(worker, WORKER), RunJobs(self.token, seq, tuple(tickets)))
         n = sum(len(t) for t in by_worker.values())
-        self.dispatched += n
         ctx.emit(
             "scheduler.dispatched", n=n, token=self.token, lowest=lowest, left_best=result.get("left_best")
         )

@@ -16,7 +16,7 @@ resent dispatch runs nothing twice. When a job finishes the worker sends the sto
 naming the attempt and itself; the store accepts it only from the lease holder of the open
 attempt (fencing by attempt). Reports are kept and resent until the store answers (a store
 error or a lost reply is retried every ``0.5`` s), so a finished job's outcome is not lost
-while the worker lives. A refused report (the lease was taken away) is dropped and counted.
+while the worker lives. A refused report (the lease was taken away) is dropped (event ``job.report_refused``).
 
 :class:`LeaseLost` (from the scheduler's renewal, or from a gateway that cancelled a running
 job) cancels the named jobs' processors (``CancelJob``); their outcome is not reported, since
@@ -74,8 +74,6 @@ class Worker(Actor):
         self.token = 0
         self.seen = 0
         self.status_due = False
-        self.refused = 0
-        self.completed = 0
         self._id = ""
 
     def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
@@ -156,11 +154,10 @@ class Worker(Actor):
             return
         result = msg.result if isinstance(msg.result, dict) else {}
         if result.get("accepted"):
-            self.completed += 1
-        elif "error" in result or not result:
+            return
+        if "error" in result or not result:
             self.unsent.append(p.command)  # the store did not apply it: send again
         else:
-            self.refused += 1
             ctx.emit("job.report_refused", id=p.command["id"], attempt=p.command["attempt"], worker=self._id)
 
     def _retry(self, ctx: Context) -> None:

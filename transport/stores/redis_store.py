@@ -72,7 +72,7 @@ import msgpack
 
 from actors.jobs import PENDING, STATUSES, RetryPolicy
 from actors.jobs._plain import job_from_plain, job_to_plain
-from actors.jobs.machine import MAX_PAGE, OPS, CommandError, _int, _num, _opt_str, _page, _str
+from actors.jobs.machine import MAX_PAGE, OPS, CommandError, _int, _num, _opt_str, _page, _pairs, _str
 
 from ..redis_conn import RedisConn, RedisReplyError, RedisUnavailable, Script
 from ._redis_lua import LUA as _LUA
@@ -337,13 +337,9 @@ def _dispatch(cmd: dict[str, Any]) -> tuple[Tokens, Decoder]:
     at = _num(cmd, "at")
     lease_until = _num(cmd, "lease_until")
     mark = _int(cmd, "mark")
-    assign = cmd.get("assign")
-    if not isinstance(assign, list):
-        raise CommandError("assign must be a list of [job id, worker] pairs")
+    assign = _pairs(cmd, "assign", "worker", strings=True)
     pairs: Tokens = []
     for pair in assign:
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
-            raise CommandError(f"assign entry {pair!r} must be [job id, worker]")
         pairs += pair
     epoch = _int(cmd, "epoch")
     tokens: Tokens = [
@@ -378,15 +374,9 @@ def _renew(cmd: dict[str, Any]) -> tuple[Tokens, Decoder]:
     at = _num(cmd, "at")
     lease_until = _num(cmd, "lease_until")
     worker = _str(cmd, "worker")
-    held = cmd.get("held")
-    if not isinstance(held, list):
-        raise CommandError("held must be a list of [job id, attempt] pairs")
     names: list[str] = []
     pairs: Tokens = []
-    for pair in held:
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-            raise CommandError(f"held entry {pair!r} must be [job id, attempt]")
-        jid, number = pair
+    for jid, number in _pairs(cmd, "held", "attempt", strings=False):
         names.append(str(jid))
         pairs += [jid if isinstance(jid, str) else "", _attempt_token(number)]
     epoch = _int(cmd, "epoch")
