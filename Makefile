@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Services the tests start themselves (redis-server, prometheus) come from Debian packages.
+APT_INSTALL := sh -c 'if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$0" >/dev/null; else echo "please install $$0 (apt-get install $$0)"; exit 1; fi'
+PYTHON313 ?= $(firstword $(wildcard /usr/local/bin/python3.13 /usr/bin/python3.13 $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
+MONGO_VENV := .venv-mongo
+MONGO_STAMP := $(MONGO_VENV)/.installed
 
 .PHONY: setup run test lint typecheck pytest bench clean
 
@@ -12,8 +17,17 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	command -v redis-server >/dev/null 2>&1 || echo "note: redis-server not found (later features need it: apt-get install redis-server)"
+	command -v redis-server >/dev/null 2>&1 || $(APT_INSTALL) redis-server
+	command -v prometheus >/dev/null 2>&1 || $(APT_INSTALL) prometheus
+	$(MAKE) --no-print-directory $(MONGO_STAMP)
 	touch $(STAMP)
+
+# The MongoDB wire server the tests use (mongoeco needs Python >= 3.13; see tests/mongo).
+$(MONGO_STAMP):
+	test -x $(MONGO_VENV)/bin/python || $(PYTHON313) -m venv $(MONGO_VENV)
+	$(MONGO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MONGO_VENV)/bin/python -m pip install --quiet 'mongoeco>=4.11'
+	touch $(MONGO_STAMP)
 
 # The main job on the embedded default: a simulated cluster scenario, then a real local 3-node
 # job cluster (Raft election and Raft store) running a demo batch of jobs to a final table.
@@ -38,4 +52,4 @@ bench: setup
 	$(BIN)/troupe bench sim
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(MONGO_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -32,8 +32,9 @@ from actors.elections.raft import Propose, ProposeResult
 
 from .cluster import free_ports
 from .events import EventLog
-from .node_cli import ConfigError, parse_duration
+from .node_cli import parse_duration
 from .runtime import NodeRuntime
+from .service_settings import ConfigError
 from .tcp import TcpTransport
 from .testing import NodeProc, node_cmd, poll
 

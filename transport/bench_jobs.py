@@ -59,8 +59,8 @@ import trio
 
 from .bench_processors import FLUSH_ENV, LOG_ENV, read_starts
 from .cluster import free_ports
-from .node_cli import ConfigError
 from .redis_server import RedisServer
+from .service_settings import ConfigError
 from .testing import ROOT
 
 STORES = ("redis", "sqlite", "raft")

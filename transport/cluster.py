@@ -51,7 +51,8 @@ from actors.elections import ALGORITHMS
 from actors.jobs import STATUSES
 
 from .events import EventLog, Record
-from .node_cli import STORES, ConfigError, _float, add_election_flags, add_heartbeat_flags, parse_duration
+from .node_cli import STORES, _float, add_election_flags, add_heartbeat_flags, parse_duration
+from .service_settings import ConfigError
 
 _HUMAN = EventLog(json_lines=False, keep=0)
 
@@ -93,6 +94,10 @@ class ClusterSpec:
     """More flags for every node (``--workers``, ``--balancer``, ``--jobs-module``)."""
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment variables for every node."""
+    http_base: int = 0
+    """HTTP API port of the first node (the next nodes take the next ports); 0: any free port."""
+    metrics_base: int = 0
+    """Metrics port of the first node, as ``http_base``."""
 
     @property
     def ids(self) -> list[str]:
@@ -121,6 +126,10 @@ class ClusterSpec:
             "--dead-after",
             str(self.dead_after),
             "--log-json",
+            "--http-port",
+            str(self.http_base + index if self.http_base else 0),
+            "--metrics-port",
+            str(self.metrics_base + index if self.metrics_base else 0),
             *self.election_args,
             *(["--store", self.store] if self.store else []),
             *self.node_args,

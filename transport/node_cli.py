@@ -35,6 +35,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,16 +55,16 @@ from actors.jobs.config import JobsConfig
 from actors.jobs.stores import machine_factory
 
 from .events import EventLog, Record
+from .gateway_bridge import GatewayBridge
+from .node_handle import NodeHandle
+from .node_services import ServiceStartError, make_transport, node_metrics, start_services
 from .processors import ProcessorError, load_modules, registry, split_modules
 from .runtime import NodeRuntime
+from .service_settings import ConfigError, ServiceSettings, add_service_flags, resolve_service
 from .stores.base import JobStoreBackend, StoreUnavailable, make_backend
-from .tcp import Address, TcpTransport, parse_address
+from .tcp import Address, parse_address
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-class ConfigError(ValueError):
-    """A flag or environment variable has a value that is not allowed (one-line message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,8 @@ class NodeSettings:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     job_modules: tuple[str, ...] = ()
     log_verbose: bool = False
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    """HTTP API, auth, TLS, metrics, MongoDB records and the transport (:mod:`transport.service_settings`)."""
 
     @property
     def job_engine(self) -> bool:
@@ -244,6 +247,7 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSe
         _jobs_config(args, env),
         tuple(split_modules(_pick(getattr(args, "jobs_module", None), env, "JOB_MODULES", None))),
         bool(getattr(args, "log_verbose", False)) or _flag(env.get("LOG_VERBOSE")),
+        resolve_service(args, env),
     )
     try:
         node_blueprint(settings)
@@ -549,6 +553,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also print per-command and per-job events (raft.apply, job.started, ...) (LOG_VERBOSE=1)",
     )
     add_jobs_flags(p)
+    add_service_flags(p)
     p.set_defaults(func=cmd_node)
     cluster.register(subparsers)
 
@@ -614,17 +619,9 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
     """
     if events is None:
         events = stdout_events(settings.log_json, settings.log_verbose)
-    cfg = settings.heartbeat
-    transport = TcpTransport(
-        settings.node_id,
-        settings.cluster,
-        settings.listen,
-        settings.peers,
-        events=events,
-        backoff_max=min(2.0, max(0.2, cfg.interval)),
-        accept_joins=True,
-        max_frame=NODE_MAX_FRAME,
-    )
+    started = time.time()
+    metrics = node_metrics(settings, events)
+    transport = make_transport(settings, events)
     runtime = NodeRuntime(
         settings.node_id,
         node_blueprint(settings),
@@ -634,14 +631,18 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
         processors=registry() if settings.job_engine else None,
         mailbox_size=MAILBOX_SIZE,
     )
-    bind_error: OSError | None = None
+    bind_error: BaseException | None = None
+    start_error: BaseException | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(runtime.serve)
                 if hosts_store(settings):
                     nursery.start_soon(serve_store, runtime, settings)
-                host, port = transport.listen_address or settings.listen
+                handle = NodeHandle(settings, runtime, events, transport, GatewayBridge(runtime), started)
+                await nursery.start(handle.bridge.run)
+                ready = await start_services(nursery, handle, metrics)
+                host, port = getattr(transport, "listen_address", None) or settings.listen
                 events.emit(
                     settings.node_id,
                     "",
@@ -662,6 +663,8 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
                             if settings.job_engine
                             else {}
                         ),
+                        "transport": settings.service.transport,
+                        **ready,
                     },
                 )
                 async for signum in signals:
@@ -672,11 +675,13 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
                         await leave_cluster(runtime, settings)
                     runtime.stop()
                     break
+        except* ServiceStartError as group:
+            start_error = _first(group)
         except* OSError as group:
-            first: BaseException = group
-            while isinstance(first, BaseExceptionGroup):
-                first = first.exceptions[0]
-            bind_error = first if isinstance(first, OSError) else OSError(str(first))
+            bind_error = _first(group)
+    if start_error is not None:
+        print(f"troupe node: error: {start_error}", file=sys.stderr)
+        return 1
     if bind_error is not None:
         host, port = settings.listen
         print(
@@ -687,6 +692,12 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
         return 1
     events.emit(settings.node_id, "", "node.stopped", {})
     return 0
+
+
+def _first(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
 
 
 def make_store_backend(settings: NodeSettings) -> JobStoreBackend:

@@ -31,8 +31,17 @@ def node_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "transport.cli", "node", *args]
 
 
+_NODE_PREFIXES = (
+    "NODE_", "HEARTBEAT_", "CLUSTER_", "SERVER_", "HTTP_", "METRICS_", "AUTH_", "JWT_", "TLS_",
+    "MONGODB_", "TRANSPORT", "STORE", "REDIS_", "ELECTION_", "WORKER_", "RETRY_", "MAX_RETRIES",
+)  # fmt: skip
+
+
 def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NODE_", "HEARTBEAT_", "CLUSTER_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_NODE_PREFIXES)}
+    # Many nodes share this host in tests: ephemeral HTTP and metrics ports unless given.
+    env["SERVER_PORT"] = "0"
+    env["METRICS_PORT"] = "0"
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
