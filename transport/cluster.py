@@ -512,7 +512,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="submit N demo jobs, show progress and the final table of statuses, then exit",
     )
-    up.add_argument("--workers", metavar="N", help="jobs each node runs at once (default 4)")
+    up.add_argument("--workers", metavar="N", help="jobs each node runs at once (default 10)")
+    up.add_argument(
+        "--http-port",
+        metavar="PORT",
+        help="HTTP API port of the first node; the others take the next ports (default: free ports)",
+    )
+    up.add_argument(
+        "--metrics-port",
+        metavar="PORT",
+        help="metrics port of the first node; the others take the next ports (default: free ports)",
+    )
     up.add_argument("--balancer", metavar="STRATEGY", help="load-balancing strategy of the scheduler")
     up.add_argument(
         "--jobs-module",
@@ -579,6 +589,10 @@ def _spec(args: argparse.Namespace, data_dir: Path) -> ClusterSpec:
     for flag, value in (("--workers", args.workers), ("--balancer", args.balancer)):
         if value is not None:
             node_args += [flag, value]
+    bases = [
+        _base_port(flag, value, nodes)
+        for flag, value in (("--http-port", args.http_port), ("--metrics-port", args.metrics_port))
+    ]
     env: dict[str, str] = {}
     if demo_jobs and "RETRY_BASE_DELAY" not in os.environ:
         env["RETRY_BASE_DELAY"] = "200ms"
@@ -597,7 +611,17 @@ def _spec(args: argparse.Namespace, data_dir: Path) -> ClusterSpec:
         demo_jobs,
         node_args,
         env,
+        bases[0],
+        bases[1],
     )
+
+
+def _base_port(flag: str, value: str | None, nodes: int) -> int:
+    if value is None:
+        return 0
+    if not value.isdigit() or not 1 <= int(value) <= 65535 - nodes:
+        raise ConfigError(f"{flag}={value!r}: must be a port from 1 to {65535 - nodes}")
+    return int(value)
 
 
 def cmd_cluster_up(args: argparse.Namespace) -> int:

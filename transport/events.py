@@ -5,6 +5,9 @@ An :class:`EventLog` turns each event into one flat dict::
     {"time": 1732330000.123, "mono": 812.5, "node": "n1", "actor": "heartbeat",
      "kind": "peer.dead", "peer": "n3", "silence": 1.2}
 
+Printed as JSON (``LOG_JSON=1``), each line also has ``level`` (``info`` unless the event gives
+one) and, for ``job.*`` events, ``job_id``.
+
 and (1) appends it to ``records`` (for tests), (2) calls every subscriber, (3) writes it as one
 JSON line to ``stream`` (stdout for ``troupe node --log-json``) when a stream is given, or as a
 short human line when ``json_lines`` is False. Field values that JSON cannot hold are written
@@ -86,7 +89,7 @@ class EventLog:
     def format(self, rec: Record) -> str:
         """One line for ``rec``: JSON, or ``HH:MM:SS.mmm node actor kind k=v ...``."""
         if self.json_lines:
-            return json.dumps(rec, default=repr, separators=(",", ":"))
+            return json.dumps(_structured(rec), default=repr, separators=(",", ":"))
         stamp = time.strftime("%H:%M:%S", time.localtime(rec["time"])) + f".{int(rec['time'] % 1 * 1000):03d}"
         extra = " ".join(f"{k}={v}" for k, v in rec.items() if k not in _HEAD)
         return f"{stamp} {rec['node']} {rec['actor'] or '-'} {rec['kind']} {extra}".rstrip()
@@ -97,6 +100,15 @@ class EventLog:
 
 
 _HEAD = frozenset({"time", "mono", "node", "actor", "kind"})
+
+
+def _structured(rec: Record) -> Record:
+    """``rec`` as a log line: with a ``level`` (``info`` unless given) and, for ``job.*``
+    events, the job's id as ``job_id`` too, so log tools can filter by node and by job."""
+    out = rec if "level" in rec else {**rec, "level": "info"}
+    if "job_id" not in out and "id" in out and str(out["kind"]).startswith("job."):
+        out = {**out, "job_id": out["id"]}
+    return out
 
 
 def stdout_log(json_lines: bool) -> EventLog:

@@ -112,6 +112,9 @@ class NodeSettings:
 
 STORES = ("sqlite", "raft", "redis", "memory")
 """Values of ``STORE`` (``sqlite`` is the default)."""
+DEFAULT_WORKERS = 10
+"""``WORKER_COUNT``'s default, as in the reference configuration (processors are ``async``, so
+slots are cheap)."""
 DEFAULT_STRATEGY = "round_robin"
 """``LOAD_BALANCER_STRATEGY``'s default, as in the reference configuration."""
 
@@ -344,7 +347,7 @@ def _jobs_config(args: argparse.Namespace, env: Mapping[str, str]) -> JobsConfig
     workers = _int(
         _pick(getattr(args, "workers", None), env, "WORKER_COUNT", None),
         "--workers/WORKER_COUNT",
-        4,
+        DEFAULT_WORKERS,
         1,
         10_000,
     )
@@ -486,7 +489,11 @@ def add_jobs_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--redis-port", metavar="PORT", help="(REDIS_PORT, default 6379)")
     g.add_argument("--redis-db", metavar="N", help="(REDIS_DB, default 0)")
     g.add_argument("--redis-password", metavar="SECRET", help="(REDIS_PASSWORD; prefer the variable)")
-    g.add_argument("--workers", metavar="N", help="jobs this node runs at once (WORKER_COUNT, default 4)")
+    g.add_argument(
+        "--workers",
+        metavar="N",
+        help=f"jobs this node runs at once (WORKER_COUNT, default {DEFAULT_WORKERS})",
+    )
     g.add_argument(
         "--worker-heartbeat",
         metavar="DURATION",

@@ -132,7 +132,7 @@ VARIABLES: tuple[Var, ...] = (
     _v("Server", "SERVER_HOST", "--http-host", "0.0.0.0", "HTTP API and metrics bind address"),
     _v("Server", "HTTP_ENABLED", "--http-enabled", "true", "serve the HTTP API"),
     _v("Server", "HTTP_MAX_BODY", "--http-max-body", "1048576", "largest request body in bytes (413 above)"),
-    _v("Server", "WORKER_COUNT", "--workers", "4", "jobs this node runs at once"),
+    _v("Server", "WORKER_COUNT", "--workers", "10", "jobs this node runs at once"),
     _v("Server", "NODE_ID", "--id", "", "unique id of this node (required), such as node-1"),
     _v("Server", "NODE_LISTEN", "--listen", "127.0.0.1:7001", "address for node links and clients"),
     _v("Server", "NODE_PEERS", "--peer", "", "the other nodes: id=host:port,id=host:port"),

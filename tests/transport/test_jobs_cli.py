@@ -127,14 +127,14 @@ def test_job_settings_come_from_the_environment_and_flags_win(monkeypatch: pytes
         "least_loaded",
     )
     assert (cfg.policy.kind, cfg.policy.base_delay) == ("fixed", 0.25)
-    # defaults: sqlite on the first node in sorted order, round_robin, 4 workers, 5 s / 15 s
+    # defaults: sqlite on the first node in sorted order, round_robin, 10 workers, 5 s / 15 s
     d = resolve_settings(parser.parse_args(["node"]), {"NODE_ID": "n2", "NODE_PEERS": "n1=127.0.0.1:7001"})
     assert (d.store, d.store_node, d.election, d.jobs.strategy, d.jobs.worker_count) == (
         "sqlite",
         "n1",
         "raft",
         "round_robin",
-        4,
+        10,
     )
     assert (d.jobs.heartbeat_interval, d.jobs.offline_after) == (5.0, 15.0)
     r = resolve_settings(
