@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 $(MONGO_STAMP):
 	test -x $(MONGO_VENV)/bin/python || $(PYTHON313) -m venv $(MONGO_VENV)
 	$(MONGO_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(MONGO_VENV)/bin/python -m pip install --quiet 'mongoeco>=4.11'
+	$(MONGO_VENV)/bin/python -m pip install --quiet 'mongoeco>=4.11' 'pymongo>=4.20'
 	touch $(MONGO_STAMP)
 
 # The main job on the embedded default: a simulated cluster scenario, then a real local 3-node

@@ -65,6 +65,20 @@ class EventLog:
             kind: a dotted kind such as ``peer.dead``.
             fields: plain scalar fields; they must not use the names above.
         """
+        return self._emit(node, actor, kind, fields, write=True)
+
+    def notify(self, node: str, actor: str, kind: str, fields: dict[str, Any] | None = None) -> Record:
+        """As :meth:`emit`, but never printed: only kept and given to subscribers."""
+        return self._emit(node, actor, kind, fields, write=False)
+
+    @property
+    def subscribed(self) -> bool:
+        """True if anyone subscribed (metrics, records)."""
+        return bool(self._subscribers)
+
+    def _emit(
+        self, node: str, actor: str, kind: str, fields: dict[str, Any] | None, *, write: bool
+    ) -> Record:
         rec: Record = {
             "time": round(time.time(), 6),
             "mono": round(_now_mono(), 6),
@@ -81,7 +95,7 @@ class EventLog:
                 del self.records[: len(self.records) - self.keep]
         for fn in self._subscribers:
             fn(rec)
-        if self.stream is not None:
+        if write and self.stream is not None:
             self.stream.write(self.format(rec) + "\n")
             self.stream.flush()
         return rec

@@ -593,14 +593,16 @@ VERBOSE_KINDS = frozenset({"raft.apply", "raft.commit", "raft.ack", "store.appli
 
 class _QuietLog(EventLog):
     """Prints events to stdout, skipping the per-command and per-job ones (see
-    :func:`stdout_events`) before their records are even built: a busy node emits several per
-    job, and nobody reads them."""
+    :func:`stdout_events`): a busy node emits several per job. Those still reach subscribers
+    (metrics, MongoDB records); with none, their records are not even built."""
 
     def __init__(self, json_lines: bool) -> None:
         super().__init__(sys.stdout, json_lines=json_lines, keep=0)
 
     def emit(self, node: str, actor: str, kind: str, fields: dict[str, Any] | None = None) -> Record:
         if kind in VERBOSE_KINDS or (kind == "job.finished" and (fields or {}).get("ok") is not False):
+            if self.subscribed:
+                return self.notify(node, actor, kind, fields)
             return {"node": node, "actor": actor, "kind": kind}
         return super().emit(node, actor, kind, fields)
 
