@@ -140,6 +140,9 @@ class BenchCluster:
             env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
             env[LOG_ENV] = str(self.starts_path(nid))
             env[FLUSH_ENV] = "1"
+            # Bench nodes share this host: no HTTP API, and metrics off (not what is measured).
+            env["HTTP_ENABLED"] = "false"
+            env["METRICS_ENABLED"] = "false"
             env.update(self.spec.node_env)
             log = open(self.log_path(nid), "wb")  # noqa: SIM115 - closed in stop()
             self._logs.append(log)

@@ -32,6 +32,13 @@ Effects:
   CancelJob  cancels that task's scope (keyed by the reply-to actor and job id); the
              processor sees ``trio.Cancelled`` and ``JobDone`` says ``cancelled: <reason>``.
 
+Executors: ``set_executor(name, executor)`` hands actor ``name``'s ``ExecuteJob`` and
+``CancelJob`` effects to an :class:`Executor` instead (the pull-worker registry,
+:mod:`transport.pull_workers`, queues them for external processes). The executor is called in
+the actor's task, right after the handler that asked, so it must not block; it answers later
+with :meth:`NodeRuntime.job_done`, which sends the actor the same ``JobDone`` the built-in path
+sends. An actor without an executor pays one empty-dict check per job.
+
 Full mailboxes: delivery never blocks. A message for a full mailbox (from the transport, a
 timer, a job or a local actor) is dropped, counted in ``stats`` and reported with a one-line
 ``runtime.mailbox_full`` warning (at most one per actor per second). Blocking instead would
@@ -62,7 +69,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import trio
 
@@ -105,6 +112,20 @@ BURST = 64
 
 ServiceItem = tuple[ActorRef | None, Any]
 """What a service receives (see :meth:`NodeRuntime.add_service`): the sender and the message."""
+
+
+class Executor(Protocol):
+    """Runs one actor's jobs instead of the registered processors (see :meth:`NodeRuntime.set_executor`).
+
+    Both methods are called in the actor's task and must return at once; an exception is
+    reported as ``runtime.executor_error`` (a failed ``execute`` answers ``JobDone`` with it).
+    """
+
+    def execute(self, job: ExecuteJob) -> None:
+        """Start ``job``; answer later with :meth:`NodeRuntime.job_done` (``job.job_id``)."""
+
+    def cancel(self, job_id: str, reason: str) -> None:
+        """Cancel job ``job_id`` if it is still running (answer ``JobDone`` ``cancelled: <reason>``)."""
 
 
 @dataclass(slots=True)
@@ -191,6 +212,7 @@ class NodeRuntime:
         self._services: dict[str, _Service] = {}
         # (actor, job id) -> (its cancel scope, cancellation reasons) while the job runs
         self._jobs: dict[tuple[str, str], tuple[trio.CancelScope, list[str]]] = {}
+        self._executors: dict[str, Executor] = {}
         self._nursery: trio.Nursery | None = None
         self._stop_requested = trio.Event()
         self._graceful = True
@@ -299,6 +321,32 @@ class NodeRuntime:
             True if it was queued, False if it was dropped (full mailbox, no such actor).
         """
         return self._send(sender, dst, msg)
+
+    def set_executor(self, name: str, executor: Executor | None) -> None:
+        """Hand actor ``name``'s ``ExecuteJob``/``CancelJob`` effects to ``executor`` (None: back to
+        the registered processors). The actor need not run yet; the setting outlives it."""
+        if executor is None:
+            self._executors.pop(name, None)
+        else:
+            self._executors[name] = executor
+
+    def job_done(
+        self,
+        name: str,
+        job_id: str,
+        ok: bool,
+        *,
+        result: Any = None,
+        error: str = "",
+        duration: float = 0.0,
+    ) -> bool:
+        """Send actor ``name`` on this node the ``JobDone`` of its job ``job_id`` (for executors).
+
+        Returns:
+            True if it was queued, False if dropped (no such actor, or its mailbox is full).
+        """
+        done = JobDone(job_id, ok, result, "" if ok else (error or "failed"), round(duration, 6))
+        return self._send(ActorRef(self.node_id, JOBS_SENDER), ActorRef(self.node_id, name), done)
 
     async def stop_actor(self, name: str) -> None:
         """Stop actor ``name`` gracefully (``on_stop`` runs); its durable state is kept."""
@@ -475,14 +523,22 @@ class NodeRuntime:
                 await self._stop_actor(eff.name)
             elif t is ExecuteJob:
                 assert isinstance(eff, ExecuteJob)
-                assert self._nursery is not None
-                self._nursery.start_soon(self._run_job, eff)
+                if self._executors and cell.name in self._executors:
+                    self._hand_over(cell.name, eff)
+                else:
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._run_job, eff)
             elif t is CancelJob:
                 assert isinstance(eff, CancelJob)
                 running = self._jobs.get((cell.name, eff.job_id))
                 if running is not None:
                     running[1].append(eff.reason)
                     running[0].cancel()
+                elif self._executors and cell.name in self._executors:
+                    try:
+                        self._executors[cell.name].cancel(eff.job_id, eff.reason)
+                    except Exception as e:
+                        self._diag("runtime.executor_error", level="error", actor=cell.name, error=repr(e))
             else:
                 self._diag("runtime.unknown_effect", level="error", actor=cell.name, effect=repr(eff))
 
@@ -554,6 +610,15 @@ class NodeRuntime:
             await trio.sleep(max(0.0, delay))
             with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
                 await cell.inbox.send((cell.ctx.self_ref, msg, key, gen))
+
+    def _hand_over(self, name: str, job: ExecuteJob) -> None:
+        self.stats.jobs_run += 1
+        try:
+            self._executors[name].execute(job)
+        except Exception as e:
+            error = f"executor failed: {type(e).__name__}: {e}"
+            self._diag("runtime.executor_error", level="error", actor=name, error=error)
+            self.job_done(name, job.job_id, False, error=error)
 
     async def _run_job(self, job: ExecuteJob) -> None:
         self.stats.jobs_run += 1

@@ -31,7 +31,7 @@ from .._messages import ActorRef
 from ..elections._common import NAME as ELECTION
 from ..elections._common import LeaderChanged, Subscribe
 from .machine import OPS
-from .messages import SCHEDULER, WORKER, LeaseLost, Nudge
+from .messages import SCHEDULER, LeaseLost, Nudge, worker_ref
 from .protocol import UNAVAILABLE, StoreReply, StoreRequest
 from .store_client import StoreClient
 
@@ -127,4 +127,4 @@ def _stop_cancelled(ctx: Context, result: Any) -> None:
         return
     last = job["attempts"][-1]
     if last.get("outcome") == "CANCELLED":
-        ctx.send(ActorRef(last["worker"], WORKER), LeaseLost(((job["id"], last["number"]),)))
+        ctx.send(worker_ref(last["worker"]), LeaseLost(((job["id"], last["number"]),)))

@@ -207,7 +207,7 @@ class JobMachine:
 
     def take_changes(self) -> tuple[dict[str, tuple[int, dict[str, Any]]], set[str]]:
         """Records changed and ids deleted since the last call: ``({id: (seq, plain)}, deleted)``."""
-        changed = {i: (self.seq[i], job_to_plain(self.jobs[i])) for i in self.dirty if i in self.jobs}
+        changed = {i: (self.seq[i], job_to_plain(self.jobs[i])) for i in sorted(self.dirty) if i in self.jobs}
         deleted = set(self.deleted)
         self.dirty.clear()
         self.deleted.clear()

@@ -4,7 +4,16 @@
   finish); the scheduler renews the leases it lists and forwards it to its balancer;
 - scheduler -> balancer: :class:`Route` (ready jobs by priority) -> :class:`Routed`;
 - scheduler -> worker: :class:`RunJobs` (dispatched jobs with their attempt and lease) and
-  :class:`LeaseLost` (jobs the worker no longer holds: their reports will be refused).
+  :class:`LeaseLost` (jobs the worker no longer holds: their reports will be refused);
+- a worker's owner -> worker: :class:`Resize` (a pull worker re-registered with a new capacity);
+- worker -> whoever it was told to notify (a pull-worker registry): :class:`ReportSettled`, the
+  store's verdict on each report.
+
+Worker ids: ``"<node>"`` names the node's own pool (actor ``worker`` on that node) and
+``"<node>/<actor name>"`` any other worker actor on that node, such as the pull worker
+``"n1/pull-w7"`` that stands for an external worker (:mod:`transport.pull_workers`).
+:func:`worker_ref` and :func:`worker_id` convert between the two forms; the store records
+the id, so a report, a renewal or a cancel always reaches the actor that runs the attempt.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._messages import message
+from .._messages import ActorRef, message
 
 SCHEDULER = "scheduler"
 BALANCER = "balancer"
@@ -20,6 +29,17 @@ WORKER = "worker"
 GATEWAY = "jobs"
 """Actor names on every node: the job scheduler, its balancer, the node's worker pool, and
 the gateway clients talk to."""
+
+
+def worker_ref(worker_id: str) -> ActorRef:
+    """The actor a worker id names: ``"n1"`` is ``n1``'s ``worker``, ``"n1/pull-w7"`` ``n1``'s ``pull-w7``."""
+    node, slash, name = worker_id.partition("/")
+    return ActorRef(node, name) if slash else ActorRef(worker_id, WORKER)
+
+
+def worker_id(ref: ActorRef) -> str:
+    """The worker id of the worker actor at ``ref`` (the inverse of :func:`worker_ref`)."""
+    return ref.node if ref.name == WORKER else f"{ref.node}/{ref.name}"
 
 
 @message("jobs.WorkerStatus")
@@ -93,3 +113,24 @@ class Routed:
 @dataclass(frozen=True, slots=True)
 class Nudge:
     """To the leader's scheduler: jobs became ready (a submit), dispatch now rather than at the tick."""
+
+
+@message("jobs.ReportSettled")
+@dataclass(frozen=True, slots=True)
+class ReportSettled:
+    """The store's verdict on a worker's report of ``(id, attempt)``: ``accepted`` with the job's
+    new ``status``, or refused (``why``: the attempt is no longer this worker's)."""
+
+    id: str
+    attempt: int
+    accepted: bool
+    status: str
+    why: str
+
+
+@message("jobs.Resize")
+@dataclass(frozen=True, slots=True)
+class Resize:
+    """To a worker: run up to ``capacity`` jobs at once from now on (the leader hears at once)."""
+
+    capacity: int

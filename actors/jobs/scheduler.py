@@ -31,6 +31,8 @@ fell due.
 Workers send :class:`WorkerStatus` to the leader: a heartbeat renews the leases it lists (one
 ``renew`` command) and every status goes on to the balancer, which keeps loads and liveness.
 A ``renew`` that finds a job no longer held by that worker sends the worker :class:`LeaseLost`.
+Workers are addressed by their id (:func:`~actors.jobs.messages.worker_ref`): a node's own pool
+or a pull worker standing for an external process.
 
 Requests unanswered for ``request_timeout`` are forgotten and the round starts again: every
 store command is idempotent, so a resend is safe.
@@ -48,7 +50,7 @@ from .._messages import ActorRef
 from ..elections._common import NAME as ELECTION
 from ..elections._common import LeaderChanged, Subscribe
 from .config import JobsConfig
-from .messages import BALANCER, WORKER, LeaseLost, Nudge, Route, Routed, RunJobs, Ticket, WorkerStatus
+from .messages import BALANCER, LeaseLost, Nudge, Route, Routed, RunJobs, Ticket, WorkerStatus, worker_ref
 from .protocol import StoreReply
 from .store_client import StoreClient
 
@@ -189,7 +191,7 @@ class Scheduler(Actor):
         elif p.purpose == "renew":
             lost = [h for h in p.data[1] if h[0] in set(result.get("lost", ()))]
             if lost:
-                ctx.send(ActorRef(p.data[0], WORKER), LeaseLost(tuple((str(i), int(n)) for i, n in lost)))
+                ctx.send(worker_ref(p.data[0]), LeaseLost(tuple((str(i), int(n)) for i, n in lost)))
         elif p.purpose == "maintain":
             expired, retried = result.get("expired", []), result.get("retried", [])
             if expired or retried:
@@ -247,7 +249,7 @@ class Scheduler(Actor):
             lowest = job["priority"] if lowest is None else min(lowest, job["priority"])
         for worker, tickets in by_worker.items():
             assert self.token is not None
-            ctx.send(ActorRef(worker, WORKER), RunJobs(self.token, seq, tuple(tickets)))
+            ctx.send(worker_ref(worker), RunJobs(self.token, seq, tuple(tickets)))
         n = sum(len(t) for t in by_worker.values())
         ctx.emit(
             "scheduler.dispatched", n=n, token=self.token, lowest=lowest, left_best=result.get("left_best")

@@ -112,7 +112,7 @@ class MemoryStore(Actor):
             changed, deleted = self.machine.take_changes()
             for jid, (seq, plain) in changed.items():
                 ctx.persist(f"job/{jid}", [seq, plain])
-            for jid in deleted:
+            for jid in sorted(deleted):
                 ctx.persist(f"job/{jid}", None)
             meta = {
                 "epoch": self.machine.epoch,

@@ -2,7 +2,11 @@
 
 How it works
 ------------
-One worker actor per node, its id the node id, runs up to ``worker_count`` jobs at once. It
+One worker actor per node, named ``worker`` and with the node id as its worker id, runs up to
+``worker_count`` jobs at once. Other worker actors may live on a node under other names (a pull
+worker standing for an external process, :mod:`transport.pull_workers`): their worker id is
+``"<node>/<name>"`` (:func:`~actors.jobs.messages.worker_id`) and they may have their own
+``capacity``; the scheduler and gateway address every worker by its id. It
 subscribes to its node's election actor and reports to the leader's scheduler with a
 :class:`WorkerStatus`: at once when the leader changes, every ``heartbeat_interval`` (a
 heartbeat, which renews its leases) and shortly after jobs finish (so the balancer sees free
@@ -22,6 +26,12 @@ while the worker lives. A refused report (the lease was taken away) is dropped (
 job) cancels the named jobs' processors (``CancelJob``); their outcome is not reported, since
 the store has already closed those attempts.
 
+A worker given ``notify`` also sends that actor a :class:`ReportSettled` with the store's
+verdict on each report (accepted, or refused and why); :class:`Resize` changes its capacity.
+A worker stopped gracefully tells the
+leader it has no capacity left (a last :class:`WorkerStatus` with capacity 0), so the balancer
+routes nothing more to it before noticing its silence.
+
 Events: ``job.started`` and ``job.finished`` (``id``, ``attempt``, ``worker``, ``ok``),
 ``job.report_refused``, ``job.lease_lost``.
 """
@@ -39,7 +49,7 @@ from .._messages import ActorRef
 from ..elections._common import NAME as ELECTION
 from ..elections._common import LeaderChanged, Subscribe
 from .config import JobsConfig
-from .messages import SCHEDULER, LeaseLost, RunJobs, Ticket, WorkerStatus
+from .messages import SCHEDULER, LeaseLost, ReportSettled, Resize, RunJobs, Ticket, WorkerStatus, worker_id
 from .protocol import StoreReply
 from .store_client import StoreClient
 
@@ -62,10 +72,28 @@ class _Status:
 
 
 class Worker(Actor):
-    """One node's worker pool (see the module docstring)."""
+    """One node's worker pool, or one pull worker (see the module docstring).
 
-    def __init__(self, config: JobsConfig, store: ActorRef) -> None:
+    Args:
+        config: the engine's settings.
+        store: the store actor reports go to.
+        capacity: jobs run at once (None: ``config.worker_count``).
+        notify: an actor told the store's verdict on every report (None: nobody).
+    """
+
+    def __init__(
+        self,
+        config: JobsConfig,
+        store: ActorRef,
+        *,
+        capacity: int | None = None,
+        notify: ActorRef | None = None,
+    ) -> None:
+        if capacity is not None and capacity < 1:
+            raise ValueError(f"worker capacity must be >= 1, got {capacity}")
         self.cfg = config
+        self.capacity = config.worker_count if capacity is None else capacity
+        self.notify = notify
         self.client = StoreClient(store, config.request_timeout)
         self.leader: str | None = None
         self.running: dict[str, Ticket] = {}  # "<id>#<attempt>" -> ticket
@@ -77,10 +105,15 @@ class Worker(Actor):
         self._id = ""
 
     def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
-        self._id = ctx.node_id
+        self._id = worker_id(ctx.self_ref)
         ctx.send(ActorRef(ctx.node_id, ELECTION), Subscribe())
         ctx.set_timer("beat", self.cfg.heartbeat_interval, _Beat())
         ctx.set_timer("retry", RETRY_EVERY, _Retry())
+
+    def on_stop(self, ctx: Context) -> None:
+        if self.leader is not None:  # no more jobs for me: the balancer sees no free slot
+            farewell = WorkerStatus(self._id, 0, (), False, self.token, self.seen)
+            ctx.send(ActorRef(self.leader, SCHEDULER), farewell)
 
     def receive(self, ctx: Context, msg: Any) -> None:
         if isinstance(msg, RunJobs):
@@ -108,6 +141,9 @@ class Worker(Actor):
                     self.lost.add(key)
                     ctx.emit("job.lease_lost", id=job_id, attempt=attempt, worker=self._id)
                     ctx.cancel_job(key, "the lease was taken away (cancelled or expired)")
+        elif isinstance(msg, Resize) and msg.capacity >= 1:
+            self.capacity = msg.capacity
+            self._report_status(ctx, heartbeat=False)
 
     # --- running jobs --------------------------------------------------------------------
 
@@ -154,11 +190,21 @@ class Worker(Actor):
             return
         result = msg.result if isinstance(msg.result, dict) else {}
         if result.get("accepted"):
+            if self.notify is not None:
+                self._tell_verdict(ctx, p.command, result, True)
             return
         if "error" in result or not result:
             self.unsent.append(p.command)  # the store did not apply it: send again
         else:
             ctx.emit("job.report_refused", id=p.command["id"], attempt=p.command["attempt"], worker=self._id)
+            if self.notify is not None:
+                self._tell_verdict(ctx, p.command, result, False)
+
+    def _tell_verdict(self, ctx: Context, command: dict[str, Any], result: dict[str, Any], ok: bool) -> None:
+        assert self.notify is not None
+        why = "" if ok else str(result.get("why") or "refused by the store")
+        status = str(result.get("status") or "")
+        ctx.send(self.notify, ReportSettled(command["id"], command["attempt"], ok, status, why))
 
     def _retry(self, ctx: Context) -> None:
         commands = self.unsent + [p.command for p in self.client.overdue(ctx.now)]
@@ -172,5 +218,5 @@ class Worker(Actor):
         if self.leader is None:
             return
         held = tuple((t.id, t.attempt) for t in self.running.values())
-        status = WorkerStatus(self._id, self.cfg.worker_count, held, heartbeat, self.token, self.seen)
+        status = WorkerStatus(self._id, self.capacity, held, heartbeat, self.token, self.seen)
         ctx.send(ActorRef(self.leader, SCHEDULER), status)
