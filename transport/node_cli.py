@@ -586,7 +586,12 @@ NODE_MAX_FRAME = 64 * 1024 * 1024
 """Largest frame between nodes and clients: a Raft snapshot of the job store carries every job
 record (about 340 bytes each) in one InstallSnapshot, and a job listing up to 10,000 jobs."""
 
-VERBOSE_KINDS = frozenset({"raft.apply", "raft.commit", "raft.ack", "store.applied", "job.started"})
+STOP_GRACE = 10.0
+"""Seconds the parts of a stopping node (HTTP API, metrics, records) have to finish."""
+
+VERBOSE_KINDS = frozenset(
+    {"raft.apply", "raft.commit", "raft.ack", "store.applied", "job.started", "job.submitted"}
+)
 """Per-command and per-job events kept for the simulator's checkers; printed only with
 ``--log-verbose`` (``job.finished`` too, unless the job failed)."""
 
@@ -601,7 +606,7 @@ class _QuietLog(EventLog):
 
     def emit(self, node: str, actor: str, kind: str, fields: dict[str, Any] | None = None) -> Record:
         if kind in VERBOSE_KINDS or (kind == "job.finished" and (fields or {}).get("ok") is not False):
-            if self.subscribed:
+            if self.subscribed and kind.startswith("job."):  # metrics and records count jobs
                 return self.notify(node, actor, kind, fields)
             return {"node": node, "actor": actor, "kind": kind}
         return super().emit(node, actor, kind, fields)
@@ -683,6 +688,8 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
                     if settings.leave_on_stop and settings.election != "none":
                         await leave_cluster(runtime, settings)
                     runtime.stop()
+                    # Every part ends with the runtime; one that does not is cancelled after this.
+                    nursery.cancel_scope.deadline = trio.current_time() + STOP_GRACE
                     break
         except* ServiceStartError as group:
             start_error = _first(group)

@@ -16,7 +16,8 @@ gateway nudges at most once per :data:`NUDGE_GAP` (2 ms): a submit within that t
 last nudge is covered by one more nudge at its end (a nudge only says "look now", so under
 load one per round is enough, and a lone submit is still nudged at once). A
 cancel that closed a running attempt tells that attempt's worker (:class:`LeaseLost`), which
-cancels the processor at once.
+cancels the processor at once. A created job is announced as the event ``job.submitted``
+(``id``, ``type``) for metrics and records.
 """
 
 from __future__ import annotations
@@ -81,8 +82,11 @@ class Gateway(Actor):
             p = self.client.take(msg.req)
             if p is not None:
                 ctx.send(p.data[0], StoreReply(p.data[1], msg.result))
-                if p.command.get("op") == "submit" and self.leader is not None and _created_now(msg.result):
-                    self._nudge(ctx)
+                if p.command.get("op") == "submit" and _created(msg.result):
+                    job = msg.result["job"]
+                    ctx.emit("job.submitted", id=job.get("id"), type=job.get("type"))
+                    if self.leader is not None and job.get("scheduled_at") is None:
+                        self._nudge(ctx)
                 elif p.command.get("op") == "cancel":
                     _stop_cancelled(ctx, msg.result)
         elif isinstance(msg, _NudgeNow):
@@ -112,12 +116,9 @@ class Gateway(Actor):
             ctx.set_timer("nudge", wait, _NudgeNow())
 
 
-def _created_now(result: Any) -> bool:
-    """True if a submit result created a job that may run at once (not delayed)."""
-    if not isinstance(result, dict) or not result.get("created"):
-        return False
-    job = result.get("job")
-    return isinstance(job, dict) and job.get("scheduled_at") is None
+def _created(result: Any) -> bool:
+    """True if a submit result created a job (not a known idempotency key)."""
+    return isinstance(result, dict) and bool(result.get("created")) and isinstance(result.get("job"), dict)
 
 
 def _stop_cancelled(ctx: Context, result: Any) -> None:

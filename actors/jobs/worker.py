@@ -32,7 +32,7 @@ A worker stopped gracefully tells the
 leader it has no capacity left (a last :class:`WorkerStatus` with capacity 0), so the balancer
 routes nothing more to it before noticing its silence.
 
-Events: ``job.started`` and ``job.finished`` (``id``, ``attempt``, ``worker``, ``ok``),
+Events: ``job.started`` and ``job.finished`` (``id``, ``attempt``, ``worker``, ``type``; ``ok``),
 ``job.report_refused``, ``job.lease_lost``.
 """
 
@@ -157,7 +157,7 @@ class Worker(Actor):
             if key in self.running:
                 continue
             self.running[key] = t
-            ctx.emit("job.started", id=t.id, attempt=t.attempt, worker=self._id)
+            ctx.emit("job.started", id=t.id, attempt=t.attempt, worker=self._id, type=t.type)
             ctx.execute_job(key, t.type, t.payload, t.timeout)
 
     def _on_done(self, ctx: Context, msg: JobDone) -> None:
@@ -166,9 +166,18 @@ class Worker(Actor):
             return
         if msg.job_id in self.lost:
             self.lost.discard(msg.job_id)
-            ctx.emit("job.finished", id=ticket.id, attempt=ticket.attempt, worker=self._id, ok=False)
+            ctx.emit(
+                "job.finished",
+                id=ticket.id,
+                attempt=ticket.attempt,
+                worker=self._id,
+                type=ticket.type,
+                ok=False,
+            )
             return  # the store already closed this attempt: a report would only be refused
-        ctx.emit("job.finished", id=ticket.id, attempt=ticket.attempt, worker=self._id, ok=msg.ok)
+        ctx.emit(
+            "job.finished", id=ticket.id, attempt=ticket.attempt, worker=self._id, type=ticket.type, ok=msg.ok
+        )
         command: dict[str, Any] = {
             "op": "report",
             "at": ctx.wall,
