@@ -25,8 +25,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from sim import cli as sim_cli
+    from transport import auth_cli, bench_jobs, config_cli, jobs_cli, node_cli
     from transport import bench as bench_cli
-    from transport import bench_jobs, config_cli, jobs_cli, node_cli
 
     parser = OneLineParser(
         prog="troupe",
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_cli.register(sub)
     jobs_cli.register(sub)
     config_cli.register(sub)
+    auth_cli.register(sub)
     bench = sub.add_parser("bench", help="benchmarks: the simulator, real-process failover, Raft, jobs")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="TARGET")
     sim_cli.register_bench(bench_sub)

@@ -91,6 +91,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             env = {**from_file, **env}
         node_args = build_parser().parse_args(["node"])
         settings = resolve_settings(node_args, env)
+        if settings.job_engine and settings.service.http.enabled:
+            from .http.auth import check_auth_settings
+
+            check_auth_settings(settings.service.auth)
     except ConfigError as e:
         print(f"troupe config check: error: {e}", file=sys.stderr)
         return 2

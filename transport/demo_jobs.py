@@ -8,7 +8,7 @@ type     what it does                                              payload
 ======== ========================================================= ==========================
 noop     nothing; returns the payload                              anything
 sleep    sleeps                                                    ``{"seconds": 0.1}`` or 0.1
-email    pretends to send an email (a short sleep)                 ``{"to": "a@example.com"}``
+email    pretends to send an email (a short sleep)                 ``{"to": "a@x.org"}``, or ``recipient``
 resize   a box blur over a generated image, in a worker thread     ``{"width": 64, "height": 48}``
 flaky    fails with probability ``fail_rate``                      ``{"fail_rate": 0.3}``
 broken   always raises (retried, then dead-lettered)               anything
@@ -56,9 +56,11 @@ async def sleep(payload: Any) -> dict[str, float]:
 @processor("email")
 async def email(payload: Any) -> dict[str, Any]:
     """Pretend to send an email: 20-80 ms of waiting."""
-    to = payload.get("to") if isinstance(payload, dict) else None
+    to = (payload.get("to") or payload.get("recipient")) if isinstance(payload, dict) else None
     if not isinstance(to, str) or "@" not in to:
-        raise ValueError(f"email needs a payload like {{'to': 'someone@example.com'}}, got {payload!r}")
+        raise ValueError(
+            f"email needs a payload like {{'to': 'someone@example.com'}} (or 'recipient'), got {payload!r}"
+        )
     await trio.sleep(random.uniform(0.02, 0.08))
     return {"sent_to": to}
 

@@ -571,6 +571,10 @@ def cmd_node(args: argparse.Namespace) -> int:
         settings = resolve_settings(args, os.environ)
         if settings.job_engine:
             load_modules(settings.job_modules, "--jobs-module/JOB_MODULES")
+        if settings.job_engine and settings.service.http.enabled:
+            from .http.auth import check_auth_settings
+
+            check_auth_settings(settings.service.auth)
     except (ConfigError, ProcessorError) as e:
         print(f"troupe node: error: {e}", file=sys.stderr)
         return 2

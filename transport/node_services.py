@@ -43,18 +43,9 @@ def make_transport(settings: NodeSettings, events: EventLog) -> Transport:
     return make_node_transport(settings, events)
 
 
-def _exists(module: str) -> bool:  # TEMP while the parts are being written
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def node_metrics(settings: NodeSettings, events: EventLog) -> NodeMetrics | None:
     """The node's metrics, fed by every event from now on (None with ``METRICS_ENABLED=false``)."""
-    if not settings.service.metrics.enabled or not _exists("transport.metrics"):
+    if not settings.service.metrics.enabled:
         return None
     from .metrics import NodeMetrics
 
@@ -80,7 +71,7 @@ async def start_services(nursery: trio.Nursery, handle: NodeHandle, metrics: Any
         handle.extras["metrics"] = metrics
         host, port = await _start(nursery, serve_metrics, handle, "metrics", "METRICS_PORT")
         ready["metrics"] = f"{host}:{port}"
-    if svc.http.enabled and handle.settings.job_engine and _exists("transport.http.server"):
+    if svc.http.enabled and handle.settings.job_engine:
         from .http.server import serve_http
         from .pull_workers import PullWorkers
 
@@ -89,7 +80,7 @@ async def start_services(nursery: trio.Nursery, handle: NodeHandle, metrics: Any
         await nursery.start(pull.run)
         host, port = await _start(nursery, serve_http, handle, "HTTP API", "SERVER_PORT")
         ready["http"] = f"{host}:{port}"
-    if svc.mongo.enabled and _exists("transport.mongo_records"):
+    if svc.mongo.enabled:
         from .mongo_records import run_records
 
         await nursery.start(run_records, handle)

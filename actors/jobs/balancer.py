@@ -12,7 +12,9 @@ It lives beside the scheduler on every node and is consulted only by its own nod
   chosen; its next status brings it back (``worker.online``);
 - :class:`Route` asks for a worker per job, most urgent first; the strategy
   (``LOAD_BALANCER_STRATEGY``) picks among available workers, and routing stops at the first
-  job no worker can take, so the jobs placed are always a prefix of the priority order.
+  job no worker can take, so the jobs placed are always a prefix of the priority order;
+- :class:`~actors.jobs.inspect.InspectWorkers` is answered with a
+  :class:`~actors.jobs.inspect.WorkersReport` describing the table (nothing changes).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .._actor import Actor
 from .._context import Context
 from ..balancers import WorkerPool, make_strategy
 from .config import JobsConfig
+from .inspect import InspectWorkers, WorkerInfo, WorkersReport
 from .messages import Route, Routed, WorkerStatus
 
 
@@ -41,6 +44,7 @@ class Balancer(Actor):
         self.pool = WorkerPool(make_strategy(config.strategy))
         self.last_heard: dict[str, float] = {}
         self.routed: dict[str, list[tuple[int, int, float]]] = {}  # worker -> [(seq, n, at)]
+        self.held: dict[str, tuple[tuple[str, int], ...]] = {}  # worker -> leases in its last status
 
     def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
         ctx.set_timer("check", self.cfg.heartbeat_interval, _Check())
@@ -54,6 +58,22 @@ class Balancer(Actor):
         elif isinstance(msg, _Check):
             ctx.set_timer("check", self.cfg.heartbeat_interval, _Check())
             self._check(ctx)
+        elif isinstance(msg, InspectWorkers):
+            ctx.reply(self._report(ctx, msg.req))
+
+    def _report(self, ctx: Context, req: int) -> WorkersReport:
+        workers = tuple(
+            WorkerInfo(
+                id=v.id,
+                capacity=v.capacity,
+                load=v.active_jobs,
+                held=self.held.get(v.id, ()),
+                online=v.online,
+                silent=round(max(0.0, ctx.now - self.last_heard.get(v.id, ctx.now)), 3),
+            )
+            for v in self.pool.views()
+        )
+        return WorkersReport(req, ctx.node_id, self.pool.strategy.name, workers)
 
     def _on_status(self, ctx: Context, msg: WorkerStatus) -> None:
         w = msg.worker
@@ -64,6 +84,7 @@ class Balancer(Actor):
         elif was is None:
             ctx.emit("worker.registered", worker=w, capacity=msg.capacity)
         self.last_heard[w] = ctx.now
+        self.held[w] = tuple(msg.held)
         log = self.routed.get(w, [])
         horizon = ctx.now - self.cfg.offline_after
         log = [e for e in log if e[0] > msg.seen and e[2] >= horizon]
