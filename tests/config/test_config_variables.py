@@ -114,3 +114,9 @@ def test_troupe_node_refuses_the_default_secret_with_auth_on_in_one_line(tmp_pat
     assert run.returncode == 2
     assert run.stderr.startswith("troupe node: error: --jwt-secret/JWT_SECRET")
     assert run.stderr.count("\n") == 1
+
+
+def test_readme_documents_every_variable() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = sorted(v.name for v in VARIABLES if f"`{v.name}`" not in readme)
+    assert not missing
