@@ -21,15 +21,12 @@ functional tests, not for load tests.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-from .redis_server import free_port
+from .server_process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 MONGO_PYTHON = Path(os.environ.get("TROUPE_MONGO_PYTHON", str(ROOT / ".venv-mongo" / "bin" / "python")))
@@ -101,7 +98,7 @@ def ping(uri: str, timeout: float = 1.0) -> bool:
         client.close()
 
 
-class MongoServer:
+class MongoServer(ServerProcess):
     """One mongoeco wire server process of our own (see the module docstring).
 
     Args:
@@ -111,12 +108,8 @@ class MongoServer:
     """
 
     def __init__(self, port: int | None = None, *, sqlite: bool = False, directory: Path | None = None):
-        self._own_dir = directory is None
-        self.dir = Path(tempfile.mkdtemp(prefix="troupe-mongo-")) if directory is None else directory
-        self.host = "127.0.0.1"
-        self.port = port or free_port()
+        super().__init__(directory, port, "troupe-mongo-")
         self.sqlite = sqlite
-        self.proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._ready = threading.Event()
 
@@ -124,10 +117,6 @@ class MongoServer:
     def uri(self) -> str:
         """``mongodb://127.0.0.1:PORT``: what ``MONGODB_URI`` takes."""
         return f"mongodb://{self.host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server and wait until pymongo's ``ping`` works.
@@ -170,44 +159,3 @@ class MongoServer:
                 del self._lines[:-50]
                 if line.startswith(READY):
                     self._ready.set()
-
-    def kill(self) -> None:
-        """Stop the server abruptly (``SIGKILL``): a crash."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def stop(self) -> None:
-        """Stop the server cleanly (``SIGTERM``), killing it if it lingers."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def restart(self, crash: bool = True) -> None:
-        """Kill (``crash``) or stop the server, then start it again on the same port."""
-        if crash:
-            self.kill()
-        else:
-            self.stop()
-        self.start()
-
-    def close(self) -> None:
-        """Stop the server and remove its directory if this object made it."""
-        self.kill()
-        if self._own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> MongoServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -31,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .redis_server import free_port
+from .server_process import ServerProcess
 
 PROMETHEUS = os.environ.get("PROMETHEUS", "/usr/bin/prometheus")
 
@@ -43,7 +41,7 @@ class PrometheusError(RuntimeError):
     """Prometheus did not start, or refused a query (one line: why)."""
 
 
-class PrometheusServer:
+class PrometheusServer(ServerProcess):
     """One ``prometheus`` process of our own (see the module docstring).
 
     Args:
@@ -63,23 +61,15 @@ class PrometheusServer:
         scheme: str = "http",
         ca_file: Path | None = None,
     ) -> None:
-        self._own_dir = directory is None
-        self.dir = Path(tempfile.mkdtemp(prefix="troupe-prometheus-")) if directory is None else directory
-        self.port = port or free_port()
-        self.host = "127.0.0.1"
+        super().__init__(directory, port, "troupe-prometheus-")
         self.scrape_interval = scrape_interval
         self.scheme = scheme
         self.ca_file = ca_file
-        self.proc: subprocess.Popen[bytes] | None = None
         self._groups = 0
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def config_text(self) -> str:
         """The ``prometheus.yml`` this server runs with (JSON is YAML)."""
@@ -182,27 +172,6 @@ class PrometheusServer:
             if time.monotonic() > deadline:
                 raise PrometheusError(f"{promql!r} still gives {result!r} after {timeout:g} s")
             time.sleep(0.25)
-
-    def kill(self) -> None:
-        """Stop Prometheus abruptly (``SIGKILL``)."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def close(self) -> None:
-        """Stop Prometheus and remove its directory if this object made it."""
-        self.kill()
-        if self._own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> PrometheusServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def values(vector: Vector) -> list[float]:

@@ -16,21 +16,14 @@ again on the same port and directory. The system Redis on 6379 is never touched.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
+from .server_process import ServerProcess
+
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the kernel's pick)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ping(port: int, timeout: float = 0.5) -> bytes | None:
@@ -49,23 +42,15 @@ def ping(port: int, timeout: float = 0.5) -> bytes | None:
         return None
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """One ``redis-server`` process of our own (see the module docstring)."""
 
     def __init__(
         self, directory: Path | None = None, port: int | None = None, fsync: bool | str = True
     ) -> None:
-        self._own_dir = directory is None
-        self.dir = Path(tempfile.mkdtemp(prefix="troupe-redis-")) if directory is None else directory
-        self.port = port or free_port()
-        self.host = "127.0.0.1"
+        super().__init__(directory, port, "troupe-redis-")
         # appendfsync: True means "always" (an acknowledged write is on disk), False "no"
         self.fsync = fsync if isinstance(fsync, str) else ("always" if fsync else "no")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the server and wait until it answers ``PONG``."""
@@ -90,44 +75,3 @@ class RedisServer:
                 self.kill()
                 raise RuntimeError(f"redis-server on port {self.port} did not answer PING in {timeout}s")
             time.sleep(0.01)
-
-    def kill(self) -> None:
-        """Stop the server abruptly (``SIGKILL``): a crash; only synced writes survive."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def stop(self) -> None:
-        """Stop the server cleanly (``SIGTERM``: Redis flushes its files and exits)."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def restart(self, crash: bool = True) -> None:
-        """Kill (``crash``) or stop the server, then start it again on the same port and files."""
-        if crash:
-            self.kill()
-        else:
-            self.stop()
-        self.start()
-
-    def close(self) -> None:
-        """Stop the server and remove its directory if this object made it."""
-        self.kill()
-        if self._own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

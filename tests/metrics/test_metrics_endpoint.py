@@ -21,7 +21,8 @@ import transport.metrics_http as metrics_http
 from transport.cli import build_parser
 from transport.events import EventLog
 from transport.node_cli import resolve_settings, run_node
-from transport.redis_server import RedisServer, free_port
+from transport.redis_server import RedisServer
+from transport.server_process import free_port
 from transport.testing import NodeProc, node_cmd, poll
 
 Record = dict[str, Any]

@@ -21,7 +21,7 @@ from transport.cluster import free_ports
 from transport.jobs_client import SyncJobClient
 from transport.mongo_docs import INDEXES
 from transport.mongo_server import MongoServer
-from transport.redis_server import free_port
+from transport.server_process import free_port
 from transport.testing import NodeProc, node_cmd, poll
 
 BATCH: list[dict[str, Any]] = (

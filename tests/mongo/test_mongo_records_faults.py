@@ -23,8 +23,8 @@ from transport.mongo_records import run_records
 from transport.mongo_server import MongoServer
 from transport.node_cli import NodeSettings, node_blueprint, resolve_settings
 from transport.node_handle import NodeHandle
-from transport.redis_server import free_port
 from transport.runtime import NodeRuntime
+from transport.server_process import free_port
 
 
 def _settings(uri: str, tmp: str) -> NodeSettings:

@@ -17,7 +17,7 @@ from transport import mongo_server
 from transport.mongo_docs import ELECTIONS, INDEXES, JOBS, METRICS, NODES, election_op, job_op
 from transport.mongo_server import MongoServer, MongoServerError
 from transport.mongo_writer import MongoUnavailable, MongoWriter
-from transport.redis_server import free_port
+from transport.server_process import free_port
 
 T0 = 1_700_000_000.0
 

@@ -19,8 +19,8 @@ import pytest
 
 from transport.redis_server import REDIS_SERVER as REDIS_SERVER
 from transport.redis_server import RedisServer as RedisServer
-from transport.redis_server import free_port as free_port
 from transport.redis_server import ping as ping
+from transport.server_process import free_port as free_port
 
 
 def redis_server_fixture(name: str = "redis_server", scope: Any = "module", fsync: bool = True) -> Any:
