@@ -13,6 +13,7 @@ Each node prints one JSON event per line (``--log-json``); a thread per process 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -128,3 +129,33 @@ def poll(pred: Callable[[], bool], timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.05)
     return pred()
+
+
+def cluster_procs(
+    ids: list[str], tmp: Path, *args: str, env: Mapping[str, str] | None = None
+) -> dict[str, NodeProc]:
+    """One :class:`NodeProc` per id, on free loopback ports, each told of the others
+    (``--id``, ``--listen``, ``--peer``); ``args`` are more flags for every node."""
+    from .cluster import free_ports
+
+    ports = dict(zip(ids, free_ports(len(ids)), strict=True))
+    procs: dict[str, NodeProc] = {}
+    for nid in ids:
+        argv = node_cmd("--id", nid, "--listen", f"127.0.0.1:{ports[nid]}", *args)
+        for other in ids:
+            if other != nid:
+                argv += ["--peer", f"{other}=127.0.0.1:{ports[other]}"]
+        procs[nid] = NodeProc(nid, argv, tmp, env)
+    return procs
+
+
+@contextlib.contextmanager
+def running(procs: Mapping[str, NodeProc]) -> Iterator[dict[str, NodeProc]]:
+    """Start every process; SIGKILL them all on the way out, whatever happened."""
+    try:
+        for p in procs.values():
+            p.start()
+        yield dict(procs)
+    finally:
+        for p in procs.values():
+            p.kill()

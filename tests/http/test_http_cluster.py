@@ -11,35 +11,22 @@ from typing import Any
 import httpx
 import pytest
 
-from transport.cluster import free_ports
-from transport.testing import NodeProc, node_cmd, poll
+from transport.testing import NodeProc, cluster_procs, poll, running
 
 IDS = ["n1", "n2", "n3"]
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[dict[str, NodeProc]]:
-    ports = dict(zip(IDS, free_ports(3), strict=True))
-    procs: dict[str, NodeProc] = {}
-    for nid in IDS:
-        argv = node_cmd(
-            "--id", nid, "--listen", f"127.0.0.1:{ports[nid]}", "--cluster", "web",
-            "--data-dir", str(tmp_path), "--interval", "0.3", "--suspect-after", "1", "--dead-after", "2",
-            "--store", "raft", "--election-timeout", "500ms", "--election-interval", "100ms",
-            "--worker-heartbeat", "300ms", "--worker-offline-after", "1s", "--retry-base-delay", "100ms",
-            "--retry-max-delay", "200ms", "--jobs-module", "transport.demo_jobs", "--log-json",
-        )  # fmt: skip
-        for other in IDS:
-            if other != nid:
-                argv += ["--peer", f"{other}=127.0.0.1:{ports[other]}"]
-        procs[nid] = NodeProc(nid, argv, tmp_path)
-    try:
-        for p in procs.values():
-            p.start()
-        yield procs
-    finally:
-        for p in procs.values():
-            p.kill()
+    procs = cluster_procs(
+        IDS, tmp_path, "--cluster", "web",
+        "--data-dir", str(tmp_path), "--interval", "0.3", "--suspect-after", "1", "--dead-after", "2",
+        "--store", "raft", "--election-timeout", "500ms", "--election-interval", "100ms",
+        "--worker-heartbeat", "300ms", "--worker-offline-after", "1s", "--retry-base-delay", "100ms",
+        "--retry-max-delay", "200ms", "--jobs-module", "transport.demo_jobs", "--log-json",
+    )  # fmt: skip
+    with running(procs) as nodes:
+        yield nodes
 
 
 def _urls(nodes: dict[str, NodeProc]) -> dict[str, str]:

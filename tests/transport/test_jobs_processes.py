@@ -13,7 +13,7 @@ import pytest
 
 from transport.cluster import free_ports
 from transport.jobs_client import SyncJobClient
-from transport.testing import NodeProc, node_cmd, poll
+from transport.testing import NodeProc, cluster_procs, node_cmd, poll, running
 
 IDS = ["n1", "n2", "n3"]
 MUST_SUCCEED = {"noop", "sleep", "email", "resize"}
@@ -23,28 +23,17 @@ PORTS: dict[str, int] = {}
 
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[dict[str, NodeProc]]:
-    ports = dict(zip(IDS, free_ports(3), strict=True))
-    procs: dict[str, NodeProc] = {}
-    for nid in IDS:
-        argv = node_cmd(
-            "--id", nid, "--listen", f"127.0.0.1:{ports[nid]}", "--cluster", "jp",
-            "--data-dir", str(tmp_path), "--interval", "0.5", "--suspect-after", "1", "--dead-after", "2",
-            "--store", "raft", "--election-timeout", "500ms", "--election-interval", "100ms",
-            "--worker-heartbeat", "300ms", "--worker-offline-after", "1s", "--retry-base-delay", "100ms",
-            "--retry-max-delay", "500ms", "--jobs-module", "transport.demo_jobs", "--log-json",
-        )  # fmt: skip
-        for other in IDS:
-            if other != nid:
-                argv += ["--peer", f"{other}=127.0.0.1:{ports[other]}"]
-        procs[nid] = NodeProc(nid, argv, tmp_path)
-        PORTS[nid] = ports[nid]
-    try:
-        for p in procs.values():
-            p.start()
-        yield procs
-    finally:
-        for p in procs.values():
-            p.kill()
+    procs = cluster_procs(
+        IDS, tmp_path, "--cluster", "jp",
+        "--data-dir", str(tmp_path), "--interval", "0.5", "--suspect-after", "1", "--dead-after", "2",
+        "--store", "raft", "--election-timeout", "500ms", "--election-interval", "100ms",
+        "--worker-heartbeat", "300ms", "--worker-offline-after", "1s", "--retry-base-delay", "100ms",
+        "--retry-max-delay", "500ms", "--jobs-module", "transport.demo_jobs", "--log-json",
+    )  # fmt: skip
+    for nid, p in procs.items():
+        PORTS[nid] = int(p.argv[p.argv.index("--listen") + 1].rsplit(":", 1)[1])
+    with running(procs) as started:
+        yield started
 
 
 def _leader(nodes: dict[str, NodeProc]) -> str | None:
