@@ -34,7 +34,7 @@ import trio
 
 from actors.jobs import STATUSES, parse_duration, parse_priority
 
-from .jobs_client import SETTLED_STATUSES, JobClient, JobError, new_job, parse_nodes
+from .jobs_client import SETTLED_STATUSES, JobClient, JobError, new_job, parse_nodes, tls_options
 
 DEFAULT_NODE = "127.0.0.1:7001"
 
@@ -221,13 +221,14 @@ def _run(
         nodes = _nodes(args, env)
         cluster = _cluster(args, env)
         timeout = _seconds(args.request_timeout, "--request-timeout") or 10.0
+        tls = tls_options(env)
         checked = prepare()
-    except UsageError as e:
+    except (UsageError, JobError) as e:
         print(f"{name}: error: {e}", file=sys.stderr)
         return 2
 
     async def main() -> int:
-        async with JobClient(nodes, cluster, timeout, attempt_timeout=min(6.0, timeout)) as client:
+        async with JobClient(nodes, cluster, timeout, attempt_timeout=min(6.0, timeout), **tls) as client:
             return await body(client, checked)
 
     try:

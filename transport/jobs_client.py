@@ -3,11 +3,17 @@
 How it works
 ------------
 A :class:`JobClient` is a small node of its own: it opens a :class:`~transport.tcp.TcpTransport`
-with a unique id (``client-<hex>``), listening on an ephemeral port of the interface that
-reaches the cluster, and sends :class:`~actors.jobs.protocol.StoreRequest` commands (see
-:mod:`actors.jobs.machine`) to the gateway actor ``jobs`` of one node, which relays them to the
-job store and sends the :class:`~actors.jobs.protocol.StoreReply` back. Nodes accept a client
-of their own cluster like a joining node, learning its address from the handshake.
+with a unique id (``client-<hex>``) that listens nowhere, dials nodes' ``NODE_LISTEN`` and sends
+:class:`~actors.jobs.protocol.StoreRequest` commands (see :mod:`actors.jobs.machine`) to the
+gateway actor ``jobs`` of one node, which relays them to the job store and sends the
+:class:`~actors.jobs.protocol.StoreReply` back on the connection the client dialled. Every
+node's transport accepts these plain TCP clients on ``NODE_LISTEN`` whatever ``TRANSPORT`` its
+cluster uses (:mod:`transport.transports`), so the client never needs to know it.
+
+With TLS (``tls=True``, or a CA file given; :func:`connect` and the CLI read ``TLS_ENABLED``,
+``TLS_CA_FILE``, ``TLS_CERT_FILE``, ``TLS_KEY_FILE``) the client checks each node's certificate
+against ``ca_file`` (the system store if None), host name included, and shows
+``cert_file``/``key_file`` to nodes that require client certificates (``TLS_MUTUAL``).
 
 ``nodes`` are ``host:port`` (the node's id is learnt with one handshake) or ``id=host:port``.
 A request goes to the node that answered last; when it does not answer within
@@ -37,12 +43,13 @@ import builtins
 import contextlib
 import functools
 import math
-import socket
+import os
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import trio
@@ -52,9 +59,11 @@ from actors.jobs import Job, parse_priority
 from actors.jobs.messages import GATEWAY
 from actors.jobs.protocol import UNAVAILABLE, StoreReply, StoreRequest
 
-from .codec import CodecError, FrameReader, decode, encode, frame
+from .codec import CodecError
 from .events import EventLog
-from .tcp import PROTOCOL_VERSION, Address, Hello, Refuse, TcpTransport, parse_address
+from .links import DIAL_ERRORS, Address, Refused, parse_address
+from .tcp import TcpTransport
+from .tls import TlsError, client_options_from_env, make_client_context, reason
 
 T = TypeVar("T")
 JobDict = dict[str, Any]
@@ -73,6 +82,8 @@ class JobError(Exception):
 class _Target:
     address: Address
     node_id: str | None = None
+    probing: trio.Lock = field(default_factory=trio.Lock)
+    """One handshake at a time learns the node id (concurrent requests wait for it)."""
 
     def __str__(self) -> str:
         host, port = self.address
@@ -114,19 +125,6 @@ def parse_nodes(nodes: str | Iterable[str]) -> list[tuple[str | None, Address]]:
     return out
 
 
-def _local_host_for(host: str) -> str:
-    """The local address that reaches ``host`` (so the node can dial this client back)."""
-    if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
-        return "::1" if host == "::1" else "127.0.0.1"
-    try:
-        family, _, _, _, sockaddr = socket.getaddrinfo(host, 9, type=socket.SOCK_DGRAM)[0]
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            s.connect(sockaddr)  # UDP: no packet is sent, the kernel only picks a route
-            return str(s.getsockname()[0])
-    except OSError:
-        return "0.0.0.0"
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -141,6 +139,12 @@ class JobClient:
         attempt_timeout: seconds to wait for one node's answer before trying the next.
         window: submissions in flight at once in :meth:`submit_many`.
         client_id: this client's node id (default ``client-<random hex>``).
+        tls: talk TLS to the nodes (on by itself when ``ca_file`` is given).
+        ca_file: the CA that signs the nodes' certificates (PEM; None: the system store).
+        cert_file, key_file: this client's certificate and key, for nodes with mutual TLS.
+
+    Raises:
+        JobError: a bad argument, or a TLS file that does not load (one line).
     """
 
     def __init__(
@@ -152,6 +156,10 @@ class JobClient:
         attempt_timeout: float = 6.0,
         window: int = 64,
         client_id: str | None = None,
+        tls: bool = False,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
     ) -> None:
         if not timeout > 0 or not attempt_timeout > 0:
             raise JobError(
@@ -166,15 +174,22 @@ class JobClient:
         self.window = window
         self.client_id = client_id or f"client-{uuid.uuid4().hex[:16]}"
         self.me = ActorRef(self.client_id, "client")
+        ssl_client = None
+        if tls or ca_file is not None:
+            try:
+                ssl_client = make_client_context(ca_file, cert_file, key_file)
+            except TlsError as e:
+                raise JobError(str(e)) from None
         self.transport = TcpTransport(
             self.client_id,
             cluster,
-            (_local_host_for(self.targets[0].address[0]), 0),
+            None,  # listens nowhere: nodes answer on the connections it dials
             {t.node_id: t.address for t in self.targets if t.node_id},
             events=EventLog(keep=0),
             backoff_max=0.5,
             connect_timeout=2.0,
             max_frame=64 * 1024 * 1024,  # as a node's (transport.node_cli.NODE_MAX_FRAME)
+            ssl_client=ssl_client,
         )
         self._current = 0
         self._next_req = 1
@@ -232,36 +247,21 @@ class JobClient:
 
     async def _probe(self, target: _Target, timeout: float) -> str:
         """Learn the node id behind ``target`` with one handshake."""
-        host, port = target.address
-        listen = self.transport.listen_address
-        assert listen is not None
-        hello = Hello(self.cluster, self.client_id, PROTOCOL_VERSION, f"{listen[0]}:{listen[1]}")
-        answer: Any = None
+        node_id: str | None = None
         with trio.move_on_after(min(timeout, 3.0)):
-            stream = await trio.open_tcp_stream(host, port)
             try:
-                await stream.send_all(frame(encode(hello)))
-                reader = FrameReader()
-                while answer is None:
-                    chunk = await stream.receive_some(65536)
-                    if not chunk:
-                        raise OSError(f"{target} closed the connection during the handshake")
-                    bodies = reader.feed(bytes(chunk))
-                    if bodies:
-                        answer = decode(bodies[0])
-            finally:
-                await trio.aclose_forcefully(stream)
-        if answer is None:
+                node_id = await self.transport.identify(target.address)
+            except Refused as e:
+                raise JobError(f"{target} refused this client: {e}") from None
+        if node_id is None:
             raise OSError(f"{target} did not answer the handshake in time")
-        if isinstance(answer, Refuse):
-            raise JobError(f"{target} refused this client: {answer.reason}")
-        if not isinstance(answer, Hello):
-            raise OSError(f"{target} answered the handshake with {type(answer).__name__}")
-        return answer.node_id
+        return node_id
 
     async def _node_id(self, target: _Target, timeout: float) -> str:
         if target.node_id is None:
-            target.node_id = await self._probe(target, timeout)
+            async with target.probing:
+                if target.node_id is None:
+                    target.node_id = await self._probe(target, timeout)
         self.transport.add_peer(target.node_id, target.address)
         return target.node_id
 
@@ -290,8 +290,8 @@ class JobClient:
             tried += 1
             try:
                 node_id = await self._node_id(target, remaining)
-            except (OSError, CodecError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
-                problems[str(target)] = _one_line(str(e) or type(e).__name__)
+            except DIAL_ERRORS as e:
+                problems[str(target)] = _one_line(reason(e))
                 self._current += 1
                 continue
             result = await self._ask(node_id, cmd, min(remaining, self.attempt_timeout))
@@ -695,8 +695,34 @@ class SyncJobClient:
         self.close()
 
 
+_TLS_ARGS = ("tls", "ca_file", "cert_file", "key_file")
+
+
+def tls_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """:class:`JobClient`'s TLS arguments from ``TLS_ENABLED``, ``TLS_CA_FILE``,
+    ``TLS_CERT_FILE`` and ``TLS_KEY_FILE`` in ``env`` (``{}`` when TLS is off).
+
+    Raises:
+        JobError: ``TLS_ENABLED`` is not true or false.
+    """
+    try:
+        return client_options_from_env(env)
+    except TlsError as e:
+        raise JobError(str(e)) from None
+
+
 def connect(
-    nodes: str | Iterable[str], cluster: str = "troupe", timeout: float = 10.0, **kw: Any
+    nodes: str | Iterable[str],
+    cluster: str = "troupe",
+    timeout: float = 10.0,
+    env: Mapping[str, str] | None = None,
+    **kw: Any,
 ) -> SyncJobClient:
-    """A blocking :class:`SyncJobClient` (for scripts and notebooks); see :class:`JobClient`."""
+    """A blocking :class:`SyncJobClient` (for scripts and notebooks); see :class:`JobClient`.
+
+    Unless TLS arguments are given, they come from the ``TLS_*`` variables of ``env`` (default:
+    the process environment), as for ``troupe node``.
+    """
+    if not any(k in kw for k in _TLS_ARGS):
+        kw.update(tls_options(os.environ if env is None else env))
     return SyncJobClient(nodes, cluster, timeout, **kw)

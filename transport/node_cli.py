@@ -1,6 +1,7 @@
 """``troupe node`` and ``troupe cluster up``: a real node over TCP, and a local cluster of them.
 
-``troupe node`` runs one OS process on the trio runtime over the TCP transport, hosting the
+``troupe node`` runs one OS process on the trio runtime over the transport ``TRANSPORT`` names
+(TCP by default, WebSocket or Redis; see :mod:`transport.transports`), hosting the
 heartbeat failure detector (:mod:`actors.heartbeat`) and the job engine
 (:func:`actors.jobs.blueprint.jobs_blueprint`): an election (Raft by default), the scheduler
 (active on the leader), the balancer, the node's worker pool, the gateway ``jobs`` that clients
@@ -231,6 +232,7 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSe
     joining = bool(args.join) or _flag(env.get("NODE_JOIN"))
     leave_on_stop = bool(args.leave_on_stop) or _flag(env.get("NODE_LEAVE_ON_STOP"))
     store, store_node = _store_settings(args, env, node_id, tuple(peers), election, election_text)
+    service = resolve_service(args, env)
     settings = NodeSettings(
         node_id,
         listen,
@@ -246,11 +248,11 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSe
         leave_on_stop,
         store,
         store_node,
-        _redis_settings(args, env) if store == "redis" else RedisSettings(),
+        _redis_settings(args, env) if "redis" in (store, service.transport) else RedisSettings(),
         _jobs_config(args, env),
         tuple(split_modules(_pick(getattr(args, "jobs_module", None), env, "JOB_MODULES", None))),
         bool(getattr(args, "log_verbose", False)) or _flag(env.get("LOG_VERBOSE")),
-        resolve_service(args, env),
+        service,
     )
     try:
         node_blueprint(settings)
@@ -639,7 +641,11 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
         events = stdout_events(settings.log_json, settings.log_verbose)
     started = time.time()
     metrics = node_metrics(settings, events)
-    transport = make_transport(settings, events)
+    try:
+        transport = make_transport(settings, events)
+    except ServiceStartError as e:
+        print(f"troupe node: error: {e}", file=sys.stderr)
+        return 1
     runtime = NodeRuntime(
         settings.node_id,
         node_blueprint(settings),
