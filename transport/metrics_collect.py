@@ -132,6 +132,15 @@ class RuntimeCollector:
             "troupe_handler_errors", "Exceptions raised by actor handlers", node, stats.handler_errors
         )
         yield _counter("troupe_runtime_jobs_run", "Job processors this node ran", node, stats.jobs_run)
+        by_type = CounterMetricFamily(
+            "troupe_messages",
+            "Messages between this node and others, by direction and message type",
+            labels=["node", "direction", "type"],
+        )
+        for direction, counts in (("sent", stats.sent_by_type), ("received", stats.received_by_type)):
+            for kind, n in sorted(counts.items()):
+                by_type.add_metric([node, direction, kind], n)
+        yield by_type
 
     def _transport(self) -> Iterator[Metric]:
         stats = self.handle.transport.stats

@@ -139,6 +139,10 @@ class RuntimeStats:
     handler_errors: int = 0
     jobs_run: int = 0
     per_actor_dropped: dict[str, int] = field(default_factory=dict)
+    sent_by_type: dict[str, int] = field(default_factory=dict)
+    """Messages handed to the transport for other nodes, by message class name."""
+    received_by_type: dict[str, int] = field(default_factory=dict)
+    """Messages that arrived from other nodes, by message class name."""
 
 
 @dataclass(eq=False, slots=True)
@@ -547,6 +551,9 @@ class NodeRuntime:
             return self._enqueue(dst.name, (src, msg, None, 0), remote=False)
         if src is None:
             src = ActorRef(self.node_id, "$external")
+        by_type = self.stats.sent_by_type
+        kind = type(msg).__name__
+        by_type[kind] = by_type.get(kind, 0) + 1
         try:
             return self.transport.send(src, dst, msg)
         except CodecError as e:
@@ -559,6 +566,9 @@ class NodeRuntime:
             self.stats.dropped_no_actor += 1
             self._diag("runtime.misrouted", level="warning", to=str(dst), source=str(src))
             return
+        by_type = self.stats.received_by_type
+        kind = type(msg).__name__
+        by_type[kind] = by_type.get(kind, 0) + 1
         self._enqueue(dst.name, (src, msg, None, 0), remote=True)
 
     def _enqueue(self, name: str, item: _Item, *, remote: bool) -> bool:

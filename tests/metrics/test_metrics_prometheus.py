@@ -112,6 +112,10 @@ def test_prometheus_scrapes_the_job_outcomes_of_a_node(scraped: Scraped) -> None
     assert number(prom.query("node_uptime_seconds")) > 0
     assert number(prom.query('sum(worker_active_gauge{state=~"busy|idle"})')) == 3  # --workers
     assert number(prom.query('troupe_transport_messages_total{direction="received"}')) > 0
+    # the client's submits arrived as StoreRequest messages and were answered with StoreReply
+    by_type = 'troupe_messages_total{direction="%s", type="%s"}'
+    assert number(prom.query(by_type % ("received", "StoreRequest"))) >= submitted
+    assert number(prom.query(by_type % ("sent", "StoreReply"))) >= submitted
     # Expect every series the node exports to carry its node id
     unlabelled = prom.query('count({job="troupe", node!="m1", __name__!~"up|scrape_.*"})')
     assert unlabelled == [], unlabelled
