@@ -130,6 +130,8 @@ class ClusterSpec:
             str(self.http_base + index if self.http_base else 0),
             "--metrics-port",
             str(self.metrics_base + index if self.metrics_base else 0),
+            # a local cluster serves loopback only, unless told otherwise
+            *([] if "SERVER_HOST" in os.environ else ["--http-host", "127.0.0.1"]),
             *self.election_args,
             *(["--store", self.store] if self.store else []),
             *self.node_args,
