@@ -44,16 +44,33 @@ SUSPECT = "SUSPECT"
 DEAD = "DEAD"
 
 
+# Ping and Pong are built once per peer and interval, so they set their slot directly rather than
+# through the frozen dataclass's ``object.__setattr__`` (same trick as ``Send``, see ``_effects``);
+# fields, eq, hash, repr and frozenness stay the dataclass's own.
+
+
 @message("heartbeat.Ping")
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Ping:
     sent_at: float
 
+    def __init__(self, sent_at: float) -> None:
+        _set_ping_sent_at(self, sent_at)
+
+
+_set_ping_sent_at = Ping.__dict__["sent_at"].__set__
+
 
 @message("heartbeat.Pong")
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Pong:
     sent_at: float
+
+    def __init__(self, sent_at: float) -> None:
+        _set_pong_sent_at(self, sent_at)
+
+
+_set_pong_sent_at = Pong.__dict__["sent_at"].__set__
 
 
 @message("heartbeat.Tick")
@@ -111,13 +128,15 @@ class HeartbeatDetector(Actor):
 
     def on_start(self, ctx: Context, durable: Mapping[str, Any]) -> None:
         # Every peer gets a full grace period from our start.
-        self._view = {p: _Peer(ActorRef(p, NAME), ctx.now) for p in self.peers if p != ctx.node_id}
+        now = ctx.now
+        self._view = {p: _Peer(ActorRef(p, NAME), now) for p in self.peers if p != ctx.node_id}
         self._tick(ctx)
 
     def receive(self, ctx: Context, msg: Any) -> None:
-        if type(msg) is Ping:
+        tp = type(msg)
+        if tp is Ping:
             ctx.reply(Pong(msg.sent_at))
-        elif type(msg) is Pong:
+        elif tp is Pong:
             sender = ctx.sender
             peer = self._view.get(sender.node) if sender is not None else None
             if peer is not None:
@@ -126,9 +145,9 @@ class HeartbeatDetector(Actor):
                 if peer.state != ALIVE and ctx.now - peer.last_heard <= self.config.dead_after:
                     peer.state = ALIVE
                     ctx.emit("peer.alive", peer=sender.node if sender else "")
-        elif type(msg) is Tick:
+        elif tp is Tick:
             self._tick(ctx)
-        elif type(msg) is GetStatus:
+        elif tp is GetStatus:
             ctx.reply(self.status())
 
     def status(self) -> Status:

@@ -2,8 +2,8 @@
 
 Each simulator workload is paired with a baseline that runs the *same event pattern* through
 the smallest possible Python heap loop, so the ratio is the simulator's own cost (actor calls,
-effects as data, network model, crash/partition bookkeeping, trace and its SHA-256) and not a
-difference in workload:
+the effect path, network model, crash/partition bookkeeping, every event traced and its SHA-256)
+and not a difference in workload:
 
 - ping-pong: two actors on two nodes, 1 ms latency, one message in flight. Baseline: a heap of
   ``(time, seq, target, msg)`` whose targets are two objects answering a frozen message with a

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from actors import tag_of
 from actors.elections import NAME
 from actors.elections.raft import LEADER, Raft, RaftConfig, RequestVote, VoteResponse
 from actors.elections.raft import blueprint as raft_blueprint
@@ -77,7 +78,7 @@ def failover(
     if not leaders:
         return Failover(seed, None, 0, 0)
     start = len(s.emitted)
-    first_record = len(s.trace.records)
+    first_record = len(s.trace)
     s.schedule(Fault(warmup, "crash", node=leaders[0]))
     elected_at = None
     until = warmup
@@ -88,10 +89,11 @@ def failover(
     if elected_at is None:
         return Failover(seed, None, 0, 0)
     end_ns = round(elected_at * 1_000_000_000)  # trace times are integer ns
+    election = (tag_of(RequestVote), tag_of(VoteResponse))
     messages = sum(
         1
         for r in s.trace.records[first_record:]
-        if r[1] == "send" and r[0] <= end_ns and type(r[7]) in (RequestVote, VoteResponse)
+        if r[1] == "send" and r[0] <= end_ns and r[7][0] in election  # r[7]: [tag, field, ...]
     )
     campaigns = sum(1 for e in s.emitted[start:] if e.kind == "raft.campaign" and e.t <= elected_at)
     return Failover(seed, elected_at - warmup, messages, campaigns)

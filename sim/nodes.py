@@ -23,9 +23,12 @@ applies faults:
 - **late** nodes exist from the start (ids, clocks, a place in every fault table) but stay
   down, and so count as down in the run's timeline, until a ``start``.
 
-A :class:`Slot` is one actor incarnation: the actor object, the ``Context`` it reuses for every
-call, its timer tokens and its unsynced writes. ``alive`` turns false when the actor stops or
-its node crashes, so its stale timers are skipped.
+A :class:`Slot` is one actor incarnation: the actor object, the
+:class:`~sim.context.SimContext` it reuses for every call (``on_stop`` gets a plain
+``Context``, so that only the effects listed above run), its timer tokens and its unsynced
+writes. ``alive`` turns false when the actor stops or its node crashes, so its stale timers are
+skipped; ``ready`` is ``alive`` on a node that is up and not paused, the one test the
+simulator's fast delivery path makes.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from collections.abc import Mapping
 from random import Random
 from typing import Any, cast
 
-from actors import Actor, ActorRef, Context, Rng
+from actors import Actor, ActorRef, Rng
 
 from .clock import NodeClock
+from .context import Arm, Out, SimContext
 from .faults import Snapshot
 
 UP, PAUSED, DOWN = "up", "paused", "down"
@@ -55,19 +59,71 @@ class SimulationError(RuntimeError):
 
 
 class Slot:
-    """One actor incarnation: the actor object, its reused Context, timers, unsynced writes."""
+    """One actor incarnation: the actor object, its reused Context, timers, unsynced writes.
 
-    __slots__ = ("node", "name", "ref", "actor", "ctx", "timers", "unsynced", "alive")
+    ``inc`` is the node's incarnation when the slot was made and ``tid`` the trace's id for the
+    actor's address. ``ready`` is true while the slot can take a message at once: alive on an
+    up (not paused) node. A message carries the slot it was addressed to when sent (or a
+    :class:`Pending` if there was none), so a delivery to a ready slot needs no lookup;
+    anything else takes the slow path, which decides as if looking the actor up by name then.
+    """
 
-    def __init__(self, node: Node, name: str, actor: Actor, rng: Random):
+    __slots__ = (
+        "node",
+        "name",
+        "ref",
+        "inc",
+        "tid",
+        "actor",
+        "receive",
+        "ctx",
+        "timers",
+        "unsynced",
+        "alive",
+        "ready",
+    )
+
+    def __init__(self, node: Node, name: str, actor: Actor, rng: Random, tid: int, out: Out, arm: Arm):
         self.node = node
         self.name = name
         self.ref = ActorRef(node.id, name)
+        self.inc = node.incarnation
+        self.tid = tid
         self.actor = actor
-        self.ctx = Context(self.ref, cast(Rng, rng))
+        self.receive = actor.receive
+        self.ctx = SimContext(self, cast(Rng, rng), node.clock, out, arm)
         self.timers: dict[str, int] = {}
         self.unsynced: list[tuple[str, Any]] = []
         self.alive = True
+        self.ready = node.state is UP
+
+    def kill(self) -> None:
+        """The actor is gone (stopped, or its node crashed): no more messages or timers."""
+        self.alive = False
+        self.ready = False
+
+
+class Pending:
+    """The destination of a message sent when no such actor was live: never ready, so its
+    delivery takes the slow path (``node`` is None for an unknown node, then ``inc`` is -1)."""
+
+    __slots__ = ("node", "inc", "tid")
+    ready = False
+
+    def __init__(self, node: Node | None, inc: int, tid: int):
+        self.node = node
+        self.inc = inc
+        self.tid = tid
+
+
+class Origin:
+    """A sender that is not an actor (a test's client, the job model): address and trace id."""
+
+    __slots__ = ("ref", "tid")
+
+    def __init__(self, ref: ActorRef, tid: int):
+        self.ref = ref
+        self.tid = tid
 
 
 class Node:

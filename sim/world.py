@@ -5,12 +5,14 @@ How it works
 Everything that will happen is an entry on one heap, ordered by ``(true time, seq)``; true time
 is an integer count of nanoseconds (exact, no float drift; the trace needs no rounding) and
 ``seq`` is a global counter, so ties break in scheduling order and nothing depends on hashing
-or ``id()``.
+or ``id()``. A sentinel entry at infinity keeps the heap from ever being empty.
 Entry kinds: ``DELIVER`` a message, fire a ``TIMER``, finish a ``JOB``, apply a ``FAULT``.
-The loop pops an entry, calls the one actor it concerns, then executes the effects the actor
-returned, in order (sends go through :class:`~sim.network.Network`, timers back onto the heap,
-persists into the actor's unsynced buffer, syncs into the node's durable store, emits into the
-trace and ``emitted``, spawn/stop/execute-job as their names say). An unknown effect raises.
+The loop pops an entry and calls the one actor it concerns. The actor's effects execute in the
+order it asked for them (sends go through :class:`~sim.network.Network`, timers back onto the
+heap, persists into the actor's unsynced buffer, syncs into the node's durable store, emits
+into the trace and ``emitted``, spawn/stop/execute-job as their names say; an unknown effect
+raises): sends and timers as they are asked for, the rest after the call (see
+:mod:`sim.context`, which explains why that is the same run).
 
 Nodes and their lifecycle (crash, restart, pause, late start, graceful stop) are described in
 :mod:`sim.nodes`; this module applies the faults that drive it.
@@ -22,9 +24,13 @@ crosses a simulated one; a codec error at delivery is traced as a drop.
 Timer cancellation is lazy: each slot maps timer key -> token (the heap seq of the current
 timer); a popped timer whose token no longer matches is skipped.
 
-The hot path (deliver, send, set timer) is written for speed: handlers reuse their actor's
-``Context``, sends are a closure over local bindings, the fast network path skips all random
-draws, and the trace is a list of tuples hashed in C at the end.
+The hot path (deliver, send, set timer) is written for speed. A DELIVER entry carries the
+destination's slot as it was at send time; when that slot is still ``ready`` (alive, node up
+and not paused) and no link is obstructed, delivery is a few attribute stores and the call.
+Anything else goes through :meth:`Simulation._deliver_slow`, which applies every rule (crashed
+destination, partition, clog, pause, missing actor) exactly as if the fast path did not exist.
+The network's ``fast`` flag skips all random draws when no fault or distribution can apply, and
+the trace is a list of small tuples of plain data hashed in C (see :mod:`sim.trace`).
 """
 
 from __future__ import annotations
@@ -61,12 +67,17 @@ from .clock import ClockConfig, NodeClock, derive_seed
 from .faults import Fault, Timeline
 from .jobs import JobModel
 from .network import Network, NetworkConfig
-from .nodes import DOWN, NS, PAUSED, UP, Node, SimulationError, Slot, snapshot, to_ns
+from .nodes import DOWN, NS, PAUSED, UP, Node, Origin, Pending, SimulationError, Slot, snapshot, to_ns
 from .result import Emitted, RunResult
-from .trace import Trace
+from .trace import CHUNK, Trace, message_canon
 
 DELIVER, TIMER, JOB, FAULT, CALL = 0, 1, 2, 3, 4
 JOBS_ACTOR = "$jobs"
+Sender = Slot | Origin
+PACK_AT = 2 * CHUNK
+"""The loop packs the trace (see :meth:`Trace.pack`) when it holds this many items."""
+_SENTINEL = (float("inf"), -1, -1)
+"""Stays on the heap so that the loop never tests for an empty heap."""
 
 
 class Simulation:
@@ -129,10 +140,11 @@ class Simulation:
         self.faults: list[Fault] = []
         self.timeline = Timeline()
         self.deliveries = 0
-        self._heap: list[tuple[Any, ...]] = []
+        self._heap: list[tuple[Any, ...]] = [_SENTINEL]
         self._seq = itertools.count()
         self._started = False
         self._ever_reorder = self.network_config.reorder > 0
+        self._origins: dict[tuple[str, str], Origin] = {}
         self._send = self._make_send()
 
     @property
@@ -163,7 +175,15 @@ class Simulation:
         ``to``'s node (so no network faults apply). Starts the nodes if not yet started."""
         self.start()
         t = self.now_ns if at is None else to_ns(at)
-        self._send(ActorRef(to.node, sender), to, msg, t)
+        self._send(self._origin(to.node, sender), to, msg, t)
+
+    def _origin(self, node: str, name: str) -> Origin:
+        """A sender that is no actor: ``name`` on ``node``."""
+        key = (node, name)
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = Origin(ActorRef(node, name), self.trace.actor_id(node, name))
+        return origin
 
     # -- inspection ---------------------------------------------------------------------------
 
@@ -243,62 +263,51 @@ class Simulation:
     def _loop(self, until: int) -> None:
         heap = self._heap
         pop = heapq.heappop
-        net = self.network
-        trace = self.trace.records.append
+        trace = self.trace
+        compact = trace.compact
+        rec = compact.append
+        add = trace.add
+        mark = trace.mark  # the time of the last time mark in the trace
+        marks = 0
         codec = self.codec_checks
-        effects_of = self._effects
-        send = self._send
+        net = self.network
+        obstructed = net.obstructed
+        flush = self._flush
         deliveries = 0
         t = self.now_ns
         try:
-            while heap and heap[0][0] <= until:
+            while True:
                 ev = pop(heap)
+                if ev[0] > until:
+                    heapq.heappush(heap, ev)
+                    break
                 t = ev[0]
                 kind = ev[2]
                 if kind == DELIVER:
-                    _, _, _, mid, src, dst, payload, inc, node = ev
-                    if node is None or node.incarnation != inc or node.state is DOWN:
-                        trace((t, "drop", dst.node, dst.name, mid, "crashed"))
-                        continue
-                    if net.obstructed and src.node != dst.node:
-                        why = net.obstruction(src.node, dst.node)
-                        if why == "partition":
-                            trace((t, "drop", dst.node, dst.name, mid, "partition"))
-                            continue
-                        if why == "clog":
-                            trace((t, "hold", dst.node, dst.name, mid))
-                            net.hold(src.node, dst.node, ev)
-                            continue
-                    if node.state is PAUSED:
-                        node.queue.append(ev)
-                        continue
-                    slot = node.actors.get(dst.name)
-                    if slot is None:
-                        trace((t, "drop", dst.node, dst.name, mid, "no-actor"))
-                        continue
-                    if codec:
-                        try:
-                            msg = decode_envelope(payload)[2]
-                        except CodecError as err:
-                            trace((t, "drop", dst.node, dst.name, mid, f"codec: {err}"))
-                            continue
+                    _, _, _, mid, src, _, msg, slot = ev  # (time, seq, kind, id, src, dst, payload, target)
+                    if slot.ready and not obstructed:
+                        if codec:
+                            try:
+                                msg = decode_envelope(msg)[2]
+                            except CodecError as err:
+                                add("drop", t, slot.node.id, slot.name, mid, f"codec: {err}")
+                                continue
+                        ctx = slot.ctx
+                        ctx.t = t
+                        ctx.sender = src
+                        if t != mark:
+                            rec(~t)
+                            mark = t
+                            marks += 1
+                            if len(compact) >= PACK_AT:
+                                trace.pack()
+                        rec(mid)
+                        deliveries += 1
+                        slot.receive(ctx, msg)
+                        if ctx.effects:
+                            flush(slot, t)
                     else:
-                        msg = payload
-                    ctx = slot.ctx
-                    clock = node.clock
-                    ctx.now = local = t * clock.ns_rate
-                    ctx.wall = clock.wall_base + local
-                    ctx.sender = src
-                    trace((t, "deliver", dst.node, dst.name, mid))
-                    deliveries += 1
-                    slot.actor.receive(ctx, msg)
-                    effects = ctx.effects
-                    if effects:
-                        ctx.effects = []
-                        if len(effects) == 1 and type(e := effects[0]) is Send:  # a reply: the common case
-                            send(slot.ref, e.to, e.msg, t)
-                        else:
-                            effects_of(slot, effects, t)
+                        self._deliver_slow(ev, t)
                 elif kind == TIMER:
                     _, _, _, slot, key, token, msg = ev
                     if not slot.alive or slot.timers.get(key) != token:
@@ -309,22 +318,62 @@ class Simulation:
                         continue
                     del slot.timers[key]
                     ctx = slot.ctx
-                    clock = node.clock
-                    ctx.now = local = t * clock.ns_rate
-                    ctx.wall = clock.wall_base + local
+                    ctx.t = t
                     ctx.sender = slot.ref
-                    trace((t, "timer", node.id, slot.name, key))
-                    slot.actor.receive(ctx, msg)
+                    add("timer", t, node.id, slot.name, key)
+                    slot.receive(ctx, msg)
                     if ctx.effects:
-                        effects = ctx.effects
-                        ctx.effects = []
-                        effects_of(slot, effects, t)
+                        flush(slot, t)
                 else:
                     self.now_ns = t
                     self._other(ev)
+                    obstructed = net.obstructed
         finally:
             self.now_ns = t
             self.deliveries += deliveries
+            trace.fast += deliveries
+            trace.marks += marks
+            trace.mark = mark
+
+    def _deliver_slow(self, ev: tuple[Any, ...], t: int) -> None:
+        """Deliver, hold, queue or drop a message the fast path could not take."""
+        _, _, _, mid, src, dst, payload, target = ev
+        node, inc = target.node, target.inc
+        trace = self.trace
+        if node is None or node.incarnation != inc or node.state is DOWN:
+            trace.add("drop", t, dst.node, dst.name, mid, "crashed")
+            return
+        net = self.network
+        if net.obstructed and src.node != dst.node:
+            why = net.obstruction(src.node, dst.node)
+            if why == "partition":
+                trace.add("drop", t, dst.node, dst.name, mid, "partition")
+                return
+            if why == "clog":
+                trace.add("hold", t, dst.node, dst.name, mid)
+                net.hold(src.node, dst.node, ev)
+                return
+        if node.state is PAUSED:
+            node.queue.append(ev)
+            return
+        slot = node.actors.get(dst.name)
+        if slot is None:
+            trace.add("drop", t, dst.node, dst.name, mid, "no-actor")
+            return
+        if self.codec_checks:
+            try:
+                msg = decode_envelope(payload)[2]
+            except CodecError as err:
+                trace.add("drop", t, dst.node, dst.name, mid, f"codec: {err}")
+                return
+        else:
+            msg = payload
+        ctx = self._prepare(slot, t, src)
+        trace.add("deliver", t, dst.node, dst.name, mid)
+        self.deliveries += 1
+        slot.receive(ctx, msg)
+        if ctx.effects:
+            self._flush(slot, t)
 
     def _other(self, ev: tuple[Any, ...]) -> None:
         t, kind = ev[0], ev[2]
@@ -334,7 +383,6 @@ class Simulation:
             ev[3](self)
         elif kind == JOB:
             _, _, _, node, inc, reply_to, done = ev
-            records = self.trace.records
             key = (node.id, inc, reply_to.name, done.job_id)
             cancelled = self._cancelled_jobs.get(key)
             if cancelled is not None and cancelled is not done:
@@ -342,75 +390,99 @@ class Simulation:
                 return
             self._running_jobs.discard(key)
             if node.incarnation != inc or node.state is DOWN:
-                records.append((t, "drop", node.id, reply_to.name, done.job_id, "job-lost"))
+                self.trace.add("drop", t, node.id, reply_to.name, done.job_id, "job-lost")
                 return
             if node.state is PAUSED:
                 node.queue.append(ev)
                 return
-            records.append((t, "job.done", node.id, reply_to.name, done.job_id, done.ok))
-            self._send(ActorRef(node.id, JOBS_ACTOR), reply_to, done, t)
+            self.trace.add("job.done", t, node.id, reply_to.name, done.job_id, done.ok)
+            self._send(self._origin(node.id, JOBS_ACTOR), reply_to, done, t)
         else:  # pragma: no cover - the loop only pushes known kinds
             raise SimulationError(f"unknown heap entry kind {kind}")
 
     # -- effects ------------------------------------------------------------------------------
 
-    def _make_send(self) -> Callable[[ActorRef, ActorRef, Any, int], None]:
+    def _make_send(self) -> Callable[[Sender, ActorRef, Any, int], None]:
         """The send path as a closure over local bindings (it runs once per message)."""
         heap = self._heap
         push = heapq.heappush
         seq = self._seq
-        records = self.trace.records
-        trace = records.append
+        trace = self.trace
+        rec = trace.compact.append
+        add = trace.add
         nodes = self.nodes
         net = self.network
         codec = self.codec_checks
+        canon: dict[type[Any], tuple[int, Callable[[Any], Any]]] = {}
 
-        # A DELIVER entry is (time, seq, DELIVER, msg_id, src, dst, payload, dst incarnation at
-        # send, dst Node or None): the Node is resolved here, once, so delivery skips a lookup.
-        def send(src: ActorRef, to: ActorRef, msg: Any, t: int) -> None:
+        def pending(node: Node | None, to: ActorRef) -> Pending:
+            """The target of a message to an actor that is not live (or a node that is not known)."""
+            inc = node.incarnation if node is not None else -1
+            return Pending(node, inc, trace.actor_id(to.node, to.name))
+
+        # A DELIVER entry is (time, seq, DELIVER, msg_id, src, dst, payload, target): src and dst
+        # are ActorRefs, target the destination's Slot at send time (or a Pending).
+        def send(src: Sender, to: ActorRef, msg: Any, t: int) -> None:
             mid = next(seq)
-            src_node = src.node
+            ref = src.ref
             dst_node = to.node
-            trace((t, "send", src_node, src.name, mid, dst_node, to.name, msg))
+            node = nodes.get(dst_node)
+            target: Slot | Pending | None = node.actors.get(to.name) if node is not None else None
+            if target is None:
+                target = pending(node, to)
+            try:
+                tag, get = canon[msg.__class__]
+            except KeyError:
+                name, get = message_canon(msg.__class__)
+                tag, get = canon[msg.__class__] = (trace.tag_id(name), get)
+            rec((t, mid, src.tid, target.tid, tag, get(msg)))
             if codec:
                 try:
-                    payload: Any = encode_envelope(src, to, msg)
+                    payload: Any = encode_envelope(ref, to, msg)
                 except CodecError as err:
-                    trace((t, "drop", src_node, src.name, mid, f"codec: {err}"))
+                    add("drop", t, ref.node, ref.name, mid, f"codec: {err}")
                     return
             else:
                 payload = msg
-            dst = nodes.get(dst_node)
-            inc = dst.incarnation if dst is not None else -1
-            if dst_node == src_node:
-                push(heap, (t, mid, DELIVER, mid, src, to, payload, inc, dst))
+            if dst_node == ref.node:
+                push(heap, (t, mid, DELIVER, mid, ref, to, payload, target))
             elif net.fast:
-                push(heap, (t + net.const_ns, mid, DELIVER, mid, src, to, payload, inc, dst))
+                push(heap, (t + net.const_ns, mid, DELIVER, mid, ref, to, payload, target))
             else:
-                plan = net.plan(src_node, dst_node)
+                plan = net.plan(ref.node, dst_node)
                 if isinstance(plan, str):
-                    trace((t, "drop", src_node, src.name, mid, plan))
+                    add("drop", t, ref.node, ref.name, mid, plan)
                     return
-                push(heap, (t + round(plan[0] * NS), mid, DELIVER, mid, src, to, payload, inc, dst))
+                push(heap, (t + round(plan[0] * NS), mid, DELIVER, mid, ref, to, payload, target))
                 for delay in plan[1:]:
-                    trace((t, "duplicate", src_node, src.name, mid))
-                    push(heap, (t + round(delay * NS), next(seq), DELIVER, mid, src, to, payload, inc, dst))
+                    add("duplicate", t, ref.node, ref.name, mid)
+                    push(heap, (t + round(delay * NS), next(seq), DELIVER, mid, ref, to, payload, target))
 
         return send
 
+    def _arm(self, slot: Slot, key: str, delay: float, msg: Any, t: int) -> None:
+        """Set (or replace) the timer ``key`` of ``slot``."""
+        if slot.alive:
+            token = next(self._seq)
+            slot.timers[key] = token
+            fire = t + max(0, round(delay * slot.node.clock.ns_per_local))
+            heapq.heappush(self._heap, (fire, token, TIMER, slot, key, token, msg))
+
+    def _flush(self, slot: Slot, t: int) -> None:
+        """Execute the effects ``slot``'s context held back (see :mod:`sim.context`)."""
+        ctx = slot.ctx
+        effects = ctx.effects
+        ctx.effects = []
+        self._effects(slot, effects, t)
+
     def _effects(self, slot: Slot, effects: list[Any], t: int) -> None:
         send = self._send
-        ref = slot.ref
         for e in effects:
             tp = type(e)
             if tp is Send:
-                send(ref, e.to, e.msg, t)
+                send(slot, e.to, e.msg, t)
             elif tp is SetTimer:
-                if slot.alive:
-                    token = next(self._seq)
-                    slot.timers[e.key] = token
-                    fire = t + max(0, round(e.delay * slot.node.clock.ns_per_local))
-                    heapq.heappush(self._heap, (fire, token, TIMER, slot, e.key, token, e.msg))
+                self._arm(slot, e.key, e.delay, e.msg, t)
             elif tp is CancelTimer:
                 slot.timers.pop(e.key, None)
             else:
@@ -419,13 +491,13 @@ class Simulation:
     def _slow_effect(self, slot: Slot, e: Any, t: int) -> None:
         tp = type(e)
         node = slot.node
-        records = self.trace.records
+        trace = self.trace
         if tp is Emit:
             self.emitted.append(Emitted(t / NS, node.id, slot.name, node.incarnation, e.kind, e.fields))
-            records.append((t, "emit", node.id, slot.name, e.kind, e.fields))
+            trace.add("emit", t, node.id, slot.name, e.kind, e.fields)
         elif tp is Persist:
             slot.unsynced.append((e.key, e.value))
-            records.append((t, "persist", node.id, slot.name, e.key))
+            trace.add("persist", t, node.id, slot.name, e.key)
         elif tp is Sync:
             self._sync(slot, t)
         elif tp is Spawn:
@@ -448,32 +520,32 @@ class Simulation:
                 store.pop(key, None)
             else:
                 store[key] = value
-        self.trace.records.append((t, "sync", slot.node.id, slot.name, len(slot.unsynced)))
+        self.trace.add("sync", t, slot.node.id, slot.name, len(slot.unsynced))
         slot.unsynced = []
 
     def _spawn(self, node: Node, name: str, actor: Actor, t: int) -> None:
         if name in node.actors:
             raise SimulationError(f"spawn: actor {name!r} already exists on {node.id}")
-        self.trace.records.append((t, "spawn", node.id, name, node.incarnation))
+        self.trace.add("spawn", t, node.id, name, node.incarnation)
         self._start_actor(node, name, actor, t)
 
     def _stop(self, node: Node, name: str, t: int) -> None:
         slot = node.actors.pop(name, None)
         if slot is None:
             return
-        self.trace.records.append((t, "stop", node.id, name))
-        ctx = self._prepare(slot, t, None)
+        self.trace.add("stop", t, node.id, name)
+        # on_stop gets a plain Context: only some of its effects run, all after the call.
+        now = t * node.clock.ns_rate
+        ctx = Context(slot.ref, slot.ctx.random, now, node.clock.wall_base + now)
         slot.actor.on_stop(ctx)
-        effects = ctx.effects
-        ctx.effects = []
-        self._effects(slot, [e for e in effects if type(e) in (Emit, Send, Persist, Sync)], t)
-        slot.alive = False
+        self._effects(slot, [e for e in ctx.effects if type(e) in (Emit, Send, Persist, Sync)], t)
+        slot.kill()
 
     def _execute(self, slot: Slot, e: ExecuteJob, t: int) -> None:
         node = slot.node
         out = self.jobs.outcome(e.job_type, e.timeout, self.job_rng)
         done = JobDone(e.job_id, out.ok, None, out.error, out.duration)
-        self.trace.records.append((t, "job.start", node.id, slot.name, e.job_id, e.job_type))
+        self.trace.add("job.start", t, node.id, slot.name, e.job_id, e.job_type)
         entry = (t + to_ns(out.duration), next(self._seq), JOB, node, node.incarnation, e.reply_to, done)
         heapq.heappush(self._heap, entry)
         self._running_jobs.add((node.id, node.incarnation, e.reply_to.name, e.job_id))
@@ -484,16 +556,14 @@ class Simulation:
         key = (node.id, node.incarnation, slot.name, e.job_id)
         if key not in self._running_jobs or key in self._cancelled_jobs:
             return
-        self.trace.records.append((t, "job.cancel", node.id, slot.name, e.job_id))
+        self.trace.add("job.cancel", t, node.id, slot.name, e.job_id)
         done = JobDone(e.job_id, False, None, f"cancelled: {e.reason}", 0.0)
         self._cancelled_jobs[key] = done
         heapq.heappush(self._heap, (t, next(self._seq), JOB, node, node.incarnation, slot.ref, done))
 
     def _prepare(self, slot: Slot, t: int, sender: ActorRef | None) -> Context:
         ctx = slot.ctx
-        clock = slot.node.clock
-        ctx.now = t * clock.ns_rate
-        ctx.wall = clock.wall_base + ctx.now
+        ctx.t = t
         ctx.sender = sender
         return ctx
 
@@ -501,19 +571,18 @@ class Simulation:
 
     def _start_actor(self, node: Node, name: str, actor: Actor, t: int) -> None:
         rng = Random(derive_seed(self.seed, f"actor/{node.id}/{name}/{node.incarnation}"))
-        slot = Slot(node, name, actor, rng)
+        tid = self.trace.actor_id(node.id, name)
+        slot = Slot(node, name, actor, rng, tid, self._send, self._arm)
         node.actors[name] = slot
         ctx = self._prepare(slot, t, None)
         actor.on_start(ctx, MappingProxyType(dict(node.durable.get(name, {}))))
         if ctx.effects:
-            effects = ctx.effects
-            ctx.effects = []
-            self._effects(slot, effects, t)
+            self._flush(slot, t)
 
     def _bring_up(self, node: Node) -> None:
         node.incarnation += 1
         node.state = UP
-        self.trace.records.append((self.now_ns, "start", node.id, "", node.incarnation))
+        self.trace.add("start", self.now_ns, node.id, "", node.incarnation)
 
     def _start_actors(self, node: Node) -> None:
         for name, actor in self.blueprint(node.id).items():
@@ -527,7 +596,7 @@ class Simulation:
 
     def _crash(self, node: Node) -> None:
         for slot in node.actors.values():
-            slot.alive = False
+            slot.kill()
         node.actors = {}
         node.queue = []
         node.state = DOWN
@@ -543,13 +612,13 @@ class Simulation:
         t = self.now_ns
         net = self.network
         a = f.action
-        records = self.trace.records
+        trace = self.trace
         node = self.nodes[f.node] if f.node is not None else None
         self.faults.append(f)
         if node is not None:
-            records.append((t, a, node.id, "", f.by if a == "clock_jump" else node.incarnation))
+            trace.add(a, t, node.id, "", f.by if a == "clock_jump" else node.incarnation)
         else:
-            records.append((t, "fault", "", "", f.describe()))
+            trace.add("fault", t, "", "", f.describe())
         if a == "crash" and node is not None and node.state is not DOWN:
             self._crash(node)
         elif a == "stop" and node is not None and node.state is not DOWN:
@@ -559,8 +628,12 @@ class Simulation:
             self._start_actors(node)
         elif a == "pause" and node is not None and node.state is UP:
             node.state = PAUSED
+            for slot in node.actors.values():
+                slot.ready = False
         elif a == "resume" and node is not None and node.state is PAUSED:
             node.state = UP
+            for slot in node.actors.values():
+                slot.ready = True
             queued, node.queue = node.queue, []
             self._requeue(queued)
         elif a == "clock_jump" and node is not None:
@@ -578,7 +651,7 @@ class Simulation:
         elif a == "unclog":
             released = net.unclog(f.src, f.dst)
             for ev in released:
-                records.append((t, "release", ev[5].node, ev[5].name, ev[3]))
+                trace.add("release", t, ev[5].node, ev[5].name, ev[3])
             self._requeue(released)
         elif a in ("set_loss", "set_duplicate", "set_reorder"):
             net.set_param(a[4:], f.value)
