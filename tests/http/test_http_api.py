@@ -41,6 +41,9 @@ async def test_submit_get_list_cancel_and_stats(start_node: StartNode) -> None:
         assert job["type"] == "email" and job["priority"] == 5 and job["max_retries"] == 3
         assert job["status"] == "PENDING" and job["retry_count"] == 0 and job["payload"] == body["payload"]
         assert job["created_at"].endswith("Z")
+        # and the demo email processor sends it (it takes the reference's "recipient")
+        sent = await _settle(http, job["id"])
+        assert sent["status"] == "SUCCESS", sent
         r = await http.post("/api/v1/jobs", json={"type": "noop", "timeout_seconds": 5})
         done = await _settle(http, r.json()["id"])
         assert done["status"] == "SUCCESS" and done["attempts"][0]["outcome"] == "SUCCESS"
@@ -82,7 +85,7 @@ async def test_submit_get_list_cancel_and_stats(start_node: StartNode) -> None:
         r = await http.get("/api/v1/stats")
         stats = r.json()
         assert r.status_code == 200 and stats["total"] == 4 and stats["node_id"] == "n1"
-        assert stats["by_status"]["SUCCESS"] == 1 and stats["by_status"]["CANCELLED"] == 2
+        assert stats["by_status"]["SUCCESS"] == 2 and stats["by_status"]["CANCELLED"] == 2
 
         # Unknown jobs are 404 for get, cancel and delete
         for method, path in (("GET", "/x"), ("POST", "/x/cancel"), ("DELETE", "/x")):

@@ -90,6 +90,8 @@ def test_the_reference_curl_flow(single: NodeProc) -> None:
     # The job is there through GET too, and the OpenAPI document lists the reference's routes
     code, again = _curl(f"{base}/api/v1/jobs/{job['id']}")
     assert code == 200 and again["id"] == job["id"]
+    # and the email is sent: the job succeeds on its first attempt
+    assert poll(lambda: _curl(f"{base}/api/v1/jobs/{job['id']}")[1]["status"] == "SUCCESS", 15)
     paths = httpx.get(f"{base}/openapi.json").json()["paths"]
     for path in ("/api/v1/jobs", "/api/v1/jobs/{job_id}", "/api/v1/stats", "/health", "/auth/login"):
         assert path in paths, path
