@@ -9,7 +9,9 @@ PYTHON313 ?= $(firstword $(wildcard /usr/local/bin/python3.13 /usr/bin/python3.1
 MONGO_VENV := .venv-mongo
 MONGO_STAMP := $(MONGO_VENV)/.installed
 
-.PHONY: setup run test lint typecheck pytest bench clean
+TEST_STAMP := $(VENV)/.test-services
+
+.PHONY: setup setup-test run test lint typecheck pytest bench clean
 
 setup: $(STAMP)
 
@@ -17,10 +19,17 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# What the tests start themselves: redis-server and prometheus (Debian packages) and the
+# mongoeco wire server (its own Python 3.13 venv).
+setup-test: $(STAMP) $(TEST_STAMP)
+
+$(TEST_STAMP):
 	command -v redis-server >/dev/null 2>&1 || $(APT_INSTALL) redis-server
 	command -v prometheus >/dev/null 2>&1 || $(APT_INSTALL) prometheus
 	$(MAKE) --no-print-directory $(MONGO_STAMP)
-	touch $(STAMP)
+	touch $(TEST_STAMP)
 
 # The MongoDB wire server the tests use (mongoeco needs Python >= 3.13; see tests/mongo).
 $(MONGO_STAMP):
@@ -36,7 +45,7 @@ run: setup
 	$(BIN)/troupe cluster up --nodes 3 --store raft --demo-jobs 60
 
 # Lint, type-check, then the whole test suite.
-test: setup lint typecheck pytest
+test: setup-test lint typecheck pytest
 
 lint: setup
 	$(BIN)/ruff check .
@@ -45,7 +54,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy --strict actors sim transport
 
-pytest: setup
+pytest: setup-test
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
 
 bench: setup
