@@ -198,7 +198,8 @@ class RedisTransport(Transport):
                 async with trio.open_nursery() as nursery:
                     self._running = True
                     nursery.start_soon(self._writer)
-                    nursery.start_soon(self._reader)
+                    # ready once the stale inbox is cleared: a frame pushed after start is kept
+                    await nursery.start(self._reader)
                     task_status.started()
         finally:
             self._running = False
@@ -308,9 +309,10 @@ class RedisTransport(Transport):
 
     # ---------------------------------------------------------------- receiving
 
-    async def _reader(self) -> None:
+    async def _reader(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         conn = self._conn(self.pop_timeout + 10.0)
         cleared = not self.clear_inbox
+        ready = False
         attempt = 0
         try:
             while True:
@@ -321,11 +323,17 @@ class RedisTransport(Transport):
                         if stale:
                             self.stats.extra["stale_dropped"] += int(stale)
                             self._log("inbox_cleared", inbox=self.inbox, stale=int(stale))
+                    if not ready:
+                        ready = True
+                        task_status.started()
                     reply = await conn.execute(
                         "BLMPOP", self.pop_timeout, 1, self.inbox, "LEFT", "COUNT", self.pop_count
                     )
                 except (RedisUnavailable, RedisReplyError) as e:
                     self._failed("reader", e)
+                    if not ready:  # Redis is down at start: do not hold the node back
+                        ready = True
+                        task_status.started()
                     attempt += 1
                     await self._backoff(attempt)
                     continue

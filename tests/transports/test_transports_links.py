@@ -466,3 +466,21 @@ async def test_a_burst_waits_in_the_outbox_instead_of_being_trimmed(
         assert [m.seq for m in b.notes()] == list(range(n))
         assert a.transport.stats.extra["inbox_trimmed"] == 0 and a.transport.stats.dropped_outbox_full == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_a_redis_node_is_ready_only_once_its_stale_inbox_is_cleared(
+    pki: Any, redis_server: RedisServer
+) -> None:
+    # Given frames left in b's inbox by its previous life
+    net = Net("redis", pki, redis_server)
+    conn = RedisConn("127.0.0.1", redis_server.port)
+    try:
+        await conn.execute("RPUSH", inbox_key(net.cluster, "b"), b"old-1", b"old-2", b"old-3")
+    finally:
+        await conn.aclose()
+    async with trio.open_nursery() as nursery:
+        # When b starts
+        b = await net.start(nursery, "b")
+        # Expect the stale frames gone already: a frame a peer pushes from now on is never cleared
+        assert b.transport.stats.extra["stale_dropped"] == 3
+        nursery.cancel_scope.cancel()
