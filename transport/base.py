@@ -25,6 +25,9 @@ import trio
 
 from actors import ActorRef
 
+from .codec import encode_envelope
+from .events import EventLog
+
 Deliver = Callable[[ActorRef, ActorRef, Any], None]
 """``deliver(src, dst, msg)``: called by a transport for each decoded incoming message."""
 
@@ -54,6 +57,25 @@ class Transport(abc.ABC):
 
     node_id: str
     stats: TransportStats
+    max_frame: int
+    events: EventLog | None = None
+    EVENTS = "transport"
+    """The prefix of this transport's event kinds (``tcp``, ``ws``, ``redis``)."""
+
+    def _log(self, kind: str, **fields: Any) -> None:
+        """Emit ``<EVENTS>.<kind>`` on this node's event log, if it has one."""
+        if self.events is not None:
+            self.events.emit(self.node_id, "", f"{self.EVENTS}.{kind}", fields)
+
+    def _envelope(self, src: ActorRef, dst: ActorRef, msg: Any) -> bytes | None:
+        """``msg`` encoded for ``dst``, or None when it exceeds ``max_frame`` (counted and
+        logged as ``<EVENTS>.too_large``)."""
+        body = encode_envelope(src, dst, msg)
+        if len(body) > self.max_frame:
+            self.stats.dropped_too_large += 1
+            self._log("too_large", level="warning", to=str(dst), size=len(body), limit=self.max_frame)
+            return None
+        return body
 
     @abc.abstractmethod
     async def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:

@@ -61,7 +61,7 @@ from .node_handle import NodeHandle
 from .node_services import ServiceStartError, make_transport, node_metrics, start_services
 from .processors import ProcessorError, load_modules, registry, split_modules
 from .runtime import NodeRuntime
-from .service_settings import ConfigError, ServiceSettings, add_service_flags, resolve_service
+from .service_settings import ConfigError, ServiceSettings, add_service_flags, duration, resolve_service
 from .stores.base import JobStoreBackend, StoreUnavailable, make_backend
 from .tcp import Address, parse_address
 
@@ -138,18 +138,14 @@ def _float(value: str | None, what: str, default: float) -> float:
     return out
 
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "": 1.0}
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|)\s*$")
-
-
 def parse_duration(value: str | None, what: str) -> float | None:
     """``"10s"``, ``"500ms"``, ``"2m"`` or plain seconds ``"1.5"`` -> seconds (None if unset)."""
     if value is None or value == "":
         return None
-    m = _DURATION.match(value)
-    if m is None or float(m.group(1)) <= 0:
+    seconds = duration(value)
+    if seconds is None:
         raise ConfigError(f"{what}={value!r}: must be a duration > 0 such as 500ms, 5s, 2m or 1.5")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    return seconds
 
 
 def _flag(value: str | None) -> bool:

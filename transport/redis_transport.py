@@ -53,7 +53,7 @@ import trio
 from actors import ActorRef
 
 from .base import Deliver, Transport, TransportStats
-from .codec import DEFAULT_MAX_FRAME, CodecError, decode, decode_envelope, encode, encode_envelope, frame
+from .codec import DEFAULT_MAX_FRAME, CodecError, decode, decode_envelope, encode, frame
 from .events import EventLog
 from .links import PROTOCOL_VERSION, Hello, Outbox
 from .redis_conn import Arg, RedisConn, RedisReplyError, RedisUnavailable
@@ -169,10 +169,8 @@ class RedisTransport(Transport):
         await nursery.start(self._run)
 
     def send(self, src: ActorRef, dst: ActorRef, msg: Any) -> bool:
-        body = encode_envelope(src, dst, msg)
-        if len(body) > self.max_frame:
-            self.stats.dropped_too_large += 1
-            self._log("too_large", level="warning", to=str(dst), size=len(body), limit=self.max_frame)
+        body = self._envelope(src, dst, msg)
+        if body is None:
             return False
         outbox = self._outboxes.get(dst.node)
         if outbox is None:
@@ -207,10 +205,6 @@ class RedisTransport(Transport):
     def _conn(self, timeout: float) -> RedisConn:
         host, port, db, password = self._redis
         return RedisConn(host, port, db, password, connect_timeout=min(5.0, timeout), timeout=timeout)
-
-    def _log(self, kind: str, **fields: Any) -> None:
-        if self.events is not None:
-            self.events.emit(self.node_id, "", f"{self.EVENTS}.{kind}", fields)
 
     def _failed(self, role: str, error: Exception) -> None:
         if role not in self._down:

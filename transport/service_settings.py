@@ -265,14 +265,22 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|)\s*$")
 
 
-def parse_seconds(value: str | None, var: str, default: float) -> float:
-    """``"30s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or plain seconds -> seconds > 0."""
-    if value is None or value.strip() == "":
-        return default
+def duration(value: str) -> float | None:
+    """``"30s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or plain seconds -> seconds; None unless > 0."""
     m = _DURATION.match(value)
     if m is None or float(m.group(1)) <= 0:
-        raise ConfigError(f"{_what(var)}={value!r}: must be a duration > 0 such as 500ms, 30s, 2m or 1h")
+        return None
     return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_seconds(value: str | None, var: str, default: float) -> float:
+    """A duration (see :func:`duration`) for ``var``; unset -> ``default``."""
+    if value is None or value.strip() == "":
+        return default
+    seconds = duration(value)
+    if seconds is None:
+        raise ConfigError(f"{_what(var)}={value!r}: must be a duration > 0 such as 500ms, 30s, 2m or 1h")
+    return seconds
 
 
 def _path(value: str | None, var: str, *, must_exist: bool = True) -> Path | None:

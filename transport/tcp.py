@@ -60,7 +60,7 @@ import trio
 from actors import ActorRef
 
 from .base import Deliver, Transport, TransportStats
-from .codec import DEFAULT_MAX_FRAME, CodecError, decode, decode_envelope, encode, encode_envelope, frame
+from .codec import DEFAULT_MAX_FRAME, CodecError, decode, decode_envelope, encode, frame
 from .events import EventLog
 from .links import DIAL_ERRORS as DIAL_ERRORS
 from .links import PROTOCOL_VERSION as PROTOCOL_VERSION
@@ -189,10 +189,8 @@ class TcpTransport(Transport):
         await nursery.start(self._run, listeners)
 
     def send(self, src: ActorRef, dst: ActorRef, msg: Any) -> bool:
-        body = encode_envelope(src, dst, msg)
-        if len(body) > self.max_frame:
-            self.stats.dropped_too_large += 1
-            self._log("too_large", level="warning", to=str(dst), size=len(body), limit=self.max_frame)
+        body = self._envelope(src, dst, msg)
+        if body is None:
             return False
         link = self._links.get(dst.node)
         if link is None:
@@ -255,10 +253,6 @@ class TcpTransport(Transport):
             with trio.CancelScope(shield=True):
                 for listener in listeners:
                     await listener.aclose()
-
-    def _log(self, kind: str, **fields: Any) -> None:
-        if self.events is not None:
-            self.events.emit(self.node_id, "", f"{self.EVENTS}.{kind}", fields)
 
     # ---------------------------------------------------------------- outbound
 

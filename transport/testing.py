@@ -159,3 +159,24 @@ def running(procs: Mapping[str, NodeProc]) -> Iterator[dict[str, NodeProc]]:
     finally:
         for p in procs.values():
             p.kill()
+
+
+def agreed_leader(procs: Mapping[str, NodeProc]) -> str | None:
+    """The leader every process names in its latest ``leader.changed`` event, if they agree."""
+    views = set()
+    for p in procs.values():
+        seen = p.find("leader.changed")
+        if not seen:
+            return None
+        views.add(seen[-1]["leader"])
+    return str(views.pop()) if len(views) == 1 else None
+
+
+def dump(procs: Mapping[str, NodeProc], lines: int = 15) -> str:
+    """The last ``lines`` output lines of every process, prefixed by its id (for failures)."""
+    return "\n".join(f"{p.node_id}: {line}" for p in procs.values() for line in p.lines[-lines:])
+
+
+def listen_address(proc: NodeProc) -> str:
+    """The ``host:port`` a node process was told to listen on (``--listen``)."""
+    return proc.argv[proc.argv.index("--listen") + 1]

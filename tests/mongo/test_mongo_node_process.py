@@ -22,7 +22,7 @@ from transport.jobs_client import SyncJobClient
 from transport.mongo_docs import INDEXES
 from transport.mongo_server import MongoServer
 from transport.server_process import free_port
-from transport.testing import NodeProc, node_cmd, poll
+from transport.testing import NodeProc, dump, node_cmd, poll
 
 BATCH: list[dict[str, Any]] = (
     [{"type": "noop", "payload": {"i": i}} for i in range(6)]
@@ -56,10 +56,6 @@ def _env(uri: str, database: str) -> dict[str, str]:
         "HTTP_ENABLED": "false",
         "METRICS_ENABLED": "false",
     }
-
-
-def _dump(nodes: dict[str, NodeProc]) -> str:
-    return "\n".join(f"{n.node_id}: {line}" for n in nodes.values() for line in n.lines[-15:])
 
 
 def _settle(jobs: SyncJobClient, n: int) -> list[dict[str, Any]]:
@@ -110,7 +106,7 @@ def test_a_cluster_records_jobs_nodes_elections_and_metrics(
         return views.pop() if len(views) == 1 else None
 
     assert poll(lambda: all(n.find("node.ready") for n in cluster.values()) and leader() is not None, 30), (
-        _dump(cluster)
+        dump(cluster)
     )
     addresses = [r["listen"] for n in cluster.values() for r in n.find("node.ready")]
 
@@ -123,7 +119,7 @@ def test_a_cluster_records_jobs_nodes_elections_and_metrics(
     # Expect MongoDB to hold every job as the store does, attempt history included
     assert poll(lambda: not records.mismatches(_docs(mongo_client, "cluster"), listed), 25), (
         records.mismatches(_docs(mongo_client, "cluster"), listed),
-        _dump(cluster),
+        dump(cluster),
     )
     docs = _docs(mongo_client, "cluster")
     assert len(docs) == 20

@@ -13,12 +13,20 @@ import pytest
 
 from transport.cluster import free_ports
 from transport.jobs_client import SyncJobClient
-from transport.testing import NodeProc, cluster_procs, node_cmd, poll, running
+from transport.testing import (
+    NodeProc,
+    agreed_leader,
+    cluster_procs,
+    dump,
+    listen_address,
+    node_cmd,
+    poll,
+    running,
+)
 
 IDS = ["n1", "n2", "n3"]
 MUST_SUCCEED = {"noop", "sleep", "email", "resize"}
 MUST_DIE = {"broken", "slow"}
-PORTS: dict[str, int] = {}
 
 
 @pytest.fixture
@@ -30,24 +38,8 @@ def nodes(tmp_path: Path) -> Iterator[dict[str, NodeProc]]:
         "--worker-heartbeat", "300ms", "--worker-offline-after", "1s", "--retry-base-delay", "100ms",
         "--retry-max-delay", "500ms", "--jobs-module", "transport.demo_jobs", "--log-json",
     )  # fmt: skip
-    for nid, p in procs.items():
-        PORTS[nid] = int(p.argv[p.argv.index("--listen") + 1].rsplit(":", 1)[1])
     with running(procs) as started:
         yield started
-
-
-def _leader(nodes: dict[str, NodeProc]) -> str | None:
-    views = set()
-    for n in nodes.values():
-        seen = n.find("leader.changed")
-        if not seen:
-            return None
-        views.add(seen[-1]["leader"])
-    return views.pop() if len(views) == 1 else None
-
-
-def _dump(nodes: dict[str, NodeProc]) -> str:
-    return "\n".join(f"{n.node_id}: {line}" for n in nodes.values() for line in n.lines[-12:])
 
 
 def _batch(n: int) -> list[dict[str, Any]]:
@@ -67,10 +59,10 @@ def _batch(n: int) -> list[dict[str, Any]]:
 @pytest.mark.slow
 def test_mixed_jobs_settle_while_a_follower_is_sigkilled(nodes: dict[str, NodeProc]) -> None:
     # Given three nodes that agree on a leader
-    assert poll(lambda: _leader(nodes) is not None, 30), _dump(nodes)
-    leader = _leader(nodes)
+    assert poll(lambda: agreed_leader(nodes) is not None, 30), dump(nodes, 12)
+    leader = agreed_leader(nodes)
     victim = next(n for n in IDS if n != leader)
-    addresses = [f"127.0.0.1:{PORTS[n]}" for n in IDS]
+    addresses = [listen_address(nodes[n]) for n in IDS]
 
     with SyncJobClient(addresses, cluster="jp", timeout=20) as jobs:
         # When 200 jobs of mixed types are submitted
@@ -88,7 +80,7 @@ def test_mixed_jobs_settle_while_a_follower_is_sigkilled(nodes: dict[str, NodePr
             ]
             return bool(held)
 
-        assert poll(victim_busy, 20), _dump(nodes)
+        assert poll(victim_busy, 20), dump(nodes, 12)
         killed_at = time.time()
         nodes[victim].kill()
 

@@ -14,26 +14,11 @@ from typing import Any
 import pytest
 from troupe_testkit.redis_server import RedisServer
 
-from transport.cluster import free_ports
 from transport.jobs_client import SyncJobClient
-from transport.testing import NodeProc, node_cmd, poll
+from transport.testing import NodeProc, agreed_leader, cluster_procs, dump, listen_address, poll, running
 
 IDS = ("n1", "n2", "n3")
 JOBS = 50
-
-
-def _dump(nodes: dict[str, NodeProc]) -> str:
-    return "\n".join(f"{n.node_id}: {line}" for n in nodes.values() for line in n.lines[-15:])
-
-
-def _leader(nodes: dict[str, NodeProc]) -> str | None:
-    views = set()
-    for n in nodes.values():
-        seen = n.find("leader.changed")
-        if not seen:
-            return None
-        views.add(seen[-1]["leader"])
-    return views.pop() if len(views) == 1 else None
 
 
 class Setup:
@@ -60,30 +45,17 @@ class Setup:
 @pytest.fixture(params=["websocket", "redis", "tcp-mtls"])
 def cluster(
     request: pytest.FixtureRequest, tmp_path: Path, pki: Any, redis_server: RedisServer
-) -> Iterator[tuple[Setup, dict[str, NodeProc], dict[str, int]]]:
+) -> Iterator[tuple[Setup, dict[str, NodeProc]]]:
     setup = Setup(request.param, pki, redis_server)
-    ports = dict(zip(IDS, free_ports(3), strict=True))
-    name = f"tp-{request.param}"
-    procs: dict[str, NodeProc] = {}
-    for nid in IDS:
-        argv = node_cmd(
-            "--id", nid, "--listen", f"127.0.0.1:{ports[nid]}", "--cluster", name,
-            "--data-dir", str(tmp_path), "--interval", "0.5", "--suspect-after", "1", "--dead-after", "2",
-            "--store", setup.store, "--election-timeout", "500ms", "--election-interval", "100ms",
-            "--worker-heartbeat", "300ms", "--worker-offline-after", "1s", "--retry-base-delay", "100ms",
-            "--jobs-module", "transport.demo_jobs", "--log-json",
-        )  # fmt: skip
-        for other in IDS:
-            if other != nid:
-                argv += ["--peer", f"{other}=127.0.0.1:{ports[other]}"]
-        procs[nid] = NodeProc(nid, argv, tmp_path, env=setup.env)
-    try:
-        for p in procs.values():
-            p.start()
-        yield setup, procs, ports
-    finally:
-        for p in procs.values():
-            p.kill()
+    procs = cluster_procs(
+        list(IDS), tmp_path, "--cluster", f"tp-{request.param}",
+        "--data-dir", str(tmp_path), "--interval", "0.5", "--suspect-after", "1", "--dead-after", "2",
+        "--store", setup.store, "--election-timeout", "500ms", "--election-interval", "100ms",
+        "--worker-heartbeat", "300ms", "--worker-offline-after", "1s", "--retry-base-delay", "100ms",
+        "--jobs-module", "transport.demo_jobs", "--log-json", env=setup.env,
+    )  # fmt: skip
+    with running(procs) as nodes:
+        yield setup, nodes
 
 
 def _batch() -> list[dict[str, Any]]:
@@ -100,15 +72,15 @@ def _batch() -> list[dict[str, Any]]:
 def test_a_cluster_runs_jobs_and_declares_a_killed_node_dead(
     cluster: tuple[Setup, dict[str, NodeProc], dict[str, int]],
 ) -> None:
-    setup, nodes, ports = cluster
+    setup, nodes = cluster
     # Given three nodes on this transport that agree on a leader
-    assert poll(lambda: all(n.find("node.ready") for n in nodes.values()), 30), _dump(nodes)
+    assert poll(lambda: all(n.find("node.ready") for n in nodes.values()), 30), dump(nodes)
     assert {n.find("node.ready")[0]["transport"] for n in nodes.values()} == {setup.env["TRANSPORT"]}
-    assert poll(lambda: _leader(nodes) is not None, 30), _dump(nodes)
-    leader = _leader(nodes)
+    assert poll(lambda: agreed_leader(nodes) is not None, 30), dump(nodes)
+    leader = agreed_leader(nodes)
 
     # When 50 jobs are submitted through a JobClient (plain TCP to NODE_LISTEN, TLS if on)
-    addresses = [f"127.0.0.1:{ports[n]}" for n in IDS]
+    addresses = [listen_address(nodes[n]) for n in IDS]
     with SyncJobClient(addresses, cluster=f"tp-{setup.kind}", timeout=20, **setup.client) as jobs:
         started = time.monotonic()
         submitted = jobs.submit_many(_batch())
@@ -128,7 +100,7 @@ def test_a_cluster_runs_jobs_and_declares_a_killed_node_dead(
     # Expect the others to declare it dead
     survivors = [n for n in IDS if n != victim]
     assert poll(lambda: all(nodes[s].find("peer.dead", since=killed, peer=victim) for s in survivors), 20), (
-        _dump(nodes)
+        dump(nodes)
     )
     # And the links were of the kind asked for, without refusals
     links = {"websocket": "ws", "tcp-mtls": "tcp"}.get(setup.kind)
