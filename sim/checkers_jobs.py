@@ -38,7 +38,8 @@ Checkers
 - ``jobs.dlq_exact``: a job is DEAD iff the attempts of its current budget (since the last
   requeue) reached ``max_retries + 1`` and the last one failed or lost its lease; never more
   attempts than the budget; a failing report is answered DEAD exactly when it used the budget up;
-- ``jobs.fencing``: unfenced scheduler writes (dispatch, renew, maintain) carry non-decreasing
+- ``jobs.fencing``: unfenced scheduler writes (dispatch, renew, maintain, and a gateway's
+  fast-lane submit, which writes with the leader's token) carry non-decreasing
   tokens in store order (no write of a deposed leader after a newer one wrote), and the store
   fences only tokens below the highest it has seen;
 - ``jobs.priority_order``: no dispatch leaves behind a job more urgent than the least urgent
@@ -308,11 +309,12 @@ class _Walk:
     def _record(self, r: Record) -> None:
         f = r.fields
         op = r.op
-        if op in ("dispatch", "renew", "maintain"):
+        lane = op == "submit" and "epoch" in f  # a submit through the fast lane
+        if op in ("dispatch", "renew", "maintain") or lane:
             self._fence(r)
             if f.get("fenced"):
                 return
-        if op == "dispatch":
+        if op == "dispatch" or lane:
             self._dispatch(r)
         elif op == "renew":
             worker = str(f.get("worker"))

@@ -113,6 +113,9 @@ class NodeSettings:
 
 STORES = ("sqlite", "raft", "redis", "memory")
 """Values of ``STORE`` (``sqlite`` is the default)."""
+DEFAULT_LANE_SLOTS = 2
+"""``FAST_LANE_SLOTS``'s default: fast-lane slots of a node's worker pool (see actors.jobs.gateway)."""
+
 DEFAULT_WORKERS = 10
 """``WORKER_COUNT``'s default, as in the reference configuration (processors are ``async``, so
 slots are cheap)."""
@@ -349,6 +352,13 @@ def _jobs_config(args: argparse.Namespace, env: Mapping[str, str]) -> JobsConfig
         1,
         10_000,
     )
+    lane = _int(
+        _pick(getattr(args, "fast_lane_slots", None), env, "FAST_LANE_SLOTS", None),
+        "--fast-lane-slots/FAST_LANE_SLOTS",
+        DEFAULT_LANE_SLOTS,
+        0,
+        10_000,
+    )
     beat_text = _pick(getattr(args, "worker_heartbeat", None), env, "WORKER_HEARTBEAT_INTERVAL", None)
     beat = parse_duration(beat_text, "--worker-heartbeat/WORKER_HEARTBEAT_INTERVAL") or 5.0
     offline_text = _pick(getattr(args, "worker_offline_after", None), env, "WORKER_OFFLINE_AFTER", None)
@@ -379,6 +389,7 @@ def _jobs_config(args: argparse.Namespace, env: Mapping[str, str]) -> JobsConfig
     try:
         return JobsConfig(
             worker_count=workers,
+            lane_slots=lane,
             heartbeat_interval=beat,
             offline_after=offline,
             strategy=strategy,
@@ -491,6 +502,14 @@ def add_jobs_flags(p: argparse.ArgumentParser) -> None:
         "--workers",
         metavar="N",
         help=f"jobs this node runs at once (WORKER_COUNT, default {DEFAULT_WORKERS})",
+    )
+    g.add_argument(
+        "--fast-lane-slots",
+        metavar="N",
+        help=(
+            "jobs this node also runs, beyond --workers, that start at submit without waiting for "
+            f"the leader (FAST_LANE_SLOTS, default {DEFAULT_LANE_SLOTS}; 0 turns the fast lane off)"
+        ),
     )
     g.add_argument(
         "--worker-heartbeat",

@@ -2,22 +2,30 @@
 
 How it works
 ------------
-:class:`RedisConn` holds one TCP connection (``trio.open_tcp_stream``) and one ``hiredis.Reader``
-that parses RESP2 replies in C. A call packs its commands with ``hiredis.pack_command``, sends
-them in one ``send_all`` and reads exactly as many replies back: :meth:`RedisConn.pipeline` is
-one round trip for any number of commands, :meth:`RedisConn.execute` a pipeline of one. Error
-replies come back as :class:`RedisReplyError` (raised, or left in the list when asked).
+:class:`RedisConn` holds one TCP connection (opened by ``trio.open_tcp_stream``, then used as
+a plain non-blocking socket) and one ``hiredis.Reader`` that parses RESP2 replies in C. A call
+packs its commands with ``hiredis.pack_command``, sends them at once and reads exactly as many
+replies back: :meth:`RedisConn.pipeline` is one round trip for any number of commands,
+:meth:`RedisConn.execute` a pipeline of one. Error replies come back as :class:`RedisReplyError`
+(raised, or left in the list when asked).
 
 redis-py's asyncio client does not run under trio, and a blocking client in a worker thread
 cannot be cancelled cleanly (see FINDINGS.md, "Redis from trio"), hence this module: trio
 cancels a call here at any ``await``, and the connection is then simply dropped.
 
-- **Concurrency**: a ``trio.Lock`` serialises round trips, so tasks can share one connection;
-  replies always match the requests they answer.
+- **One scheduler pass per round trip**: each trio checkpoint costs a pass of the run loop,
+  so a call checks for cancellation on entry, takes a free lock with ``acquire_nowait``, sends
+  with a non-blocking ``send`` (``wait_writable`` only if the kernel buffer is full), and
+  yields once, in ``wait_readable`` for the first reply bytes; later reads try ``recv`` before
+  waiting again.
+- **Concurrency**: a ``trio.Lock`` serialises round trips (a call that finds it held waits in
+  ``acquire``, FIFO), so tasks can share one connection; replies always match the requests
+  they answer.
 - **Failures**: a refused or timed-out connect, a reset, an EOF, a reply slower than
-  ``timeout`` or a cancelled call drop the connection (its replies could be out of step) and
-  raise :class:`RedisUnavailable`, one line naming ``host:port``. The next call connects again
-  (``AUTH`` and ``SELECT`` included), so a restarted server is picked up without help.
+  ``timeout`` or a cancelled call (even one cancelled half-way through sending) drop the
+  connection (its replies could be out of step) and raise :class:`RedisUnavailable`, one line
+  naming ``host:port`` (a cancelled call raises trio's ``Cancelled``). The next call connects
+  again (``AUTH`` and ``SELECT`` included), so a restarted server is picked up without help.
 - **Scripts**: :class:`Script` carries a Lua source and its SHA1. ``EVALSHA`` commands of
   scripts the connection knows (:meth:`RedisConn.register`, or any :meth:`RedisConn.evalsha`)
   that come back ``NOSCRIPT`` (a restarted or flushed server) are answered by ``SCRIPT LOAD``
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -104,7 +113,7 @@ class RedisConn:
         self.password = password
         self.connect_timeout = connect_timeout
         self.timeout = timeout
-        self._stream: trio.SocketStream | None = None
+        self._sock: socket.socket | None = None
         self._reader = _new_reader()
         self._lock = trio.Lock()
         self._scripts: dict[str, Script] = {}
@@ -117,7 +126,7 @@ class RedisConn:
     @property
     def connected(self) -> bool:
         """True while a connection is open (it may still turn out broken on the next call)."""
-        return self._stream is not None
+        return self._sock is not None
 
     # --- public calls -------------------------------------------------------------------------
 
@@ -156,7 +165,8 @@ class RedisConn:
         """
         if not commands:
             return []
-        async with self._lock:
+        await self._acquire()
+        try:
             replies = await self._roundtrip(commands)
             missing = [i for i, r in enumerate(replies) if self._reloadable(commands[i], r)]
             if missing:
@@ -169,6 +179,8 @@ class RedisConn:
                 again = await self._roundtrip([commands[i] for i in missing])
                 for i, reply in zip(missing, again):
                     replies[i] = reply
+        finally:
+            self._lock.release()
         if raise_errors:
             for reply in replies:
                 if isinstance(reply, RedisReplyError):
@@ -206,16 +218,25 @@ class RedisConn:
             and str(command[1]) in self._scripts
         )
 
+    async def _acquire(self) -> None:
+        """Take the lock; a cancel point, and a schedule point only if another task holds it."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
     def _drop(self) -> None:
         """Forget the connection at once (no await: safe while being cancelled)."""
-        stream, self._stream = self._stream, None
+        sock, self._sock = self._sock, None
         self._reader = _new_reader()
-        if stream is not None:
-            stream.socket.close()
+        if sock is not None:
+            trio.lowlevel.notify_closing(sock)
+            sock.close()
 
-    async def _ensure(self) -> trio.SocketStream:
-        if self._stream is not None:
-            return self._stream
+    async def _ensure(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
         hello: list[tuple[Arg, ...]] = []
         if self.password is not None:
             hello.append(("AUTH", self.password))
@@ -223,8 +244,11 @@ class RedisConn:
             hello.append(("SELECT", self.db))
         try:
             with trio.fail_after(self.connect_timeout):
-                self._stream = await trio.open_tcp_stream(self.host, self.port)
-                replies = await self._exchange(self._stream, hello) if hello else []
+                stream = await trio.open_tcp_stream(self.host, self.port)
+                self._sock = sock = socket.socket(fileno=stream.socket.detach())
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                replies = await self._exchange(sock, hello) if hello else []
         except trio.TooSlowError:
             self._drop()
             raise RedisUnavailable(
@@ -244,15 +268,17 @@ class RedisConn:
                 self._drop()
                 name = "AUTH" if command[0] == "AUTH" else "SELECT"
                 raise RedisReplyError(f"{reply} (redis at {self.address} refused {name})")
-        return self._stream
+        return sock
 
     async def _roundtrip(self, commands: Sequence[Command]) -> list[Any]:
-        stream = await self._ensure()
+        sock = self._sock
+        if sock is None:
+            sock = await self._ensure()
         try:
             if self.timeout is None:
-                return await self._exchange(stream, commands)
+                return await self._exchange(sock, commands)
             with trio.fail_after(self.timeout):
-                return await self._exchange(stream, commands)
+                return await self._exchange(sock, commands)
         except trio.TooSlowError:
             self._drop()
             raise RedisUnavailable(
@@ -265,26 +291,54 @@ class RedisConn:
             self._drop()  # cancelled mid-call: unread replies would answer the next call
             raise
 
-    async def _exchange(self, stream: trio.SocketStream, commands: Sequence[Command]) -> list[Any]:
+    async def _exchange(self, sock: socket.socket, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` and read their replies, yielding to trio once if nothing blocks."""
         # hiredis' stub types pack_command's argument as a 1-tuple; any length works.
         pack: Any = hiredis.pack_command
-        await stream.send_all(b"".join(pack(tuple(c)) for c in commands))
+        if len(commands) == 1:
+            request: bytes = pack(tuple(commands[0]))
+        else:
+            request = b"".join([pack(tuple(c)) for c in commands])
+        sent = _send_some(sock, request)
+        if sent < len(request):
+            view = memoryview(request)
+            while sent < len(request):
+                await trio.lowlevel.wait_writable(sock)
+                sent += _send_some(sock, view[sent:])
         reader = self._reader
         replies: list[Any] = []
-        while len(replies) < len(commands):
+        wanted = len(commands)
+        waited = False
+        while len(replies) < wanted:
             reply = reader.gets()
-            if reply is False:
-                data = await stream.receive_some(_READ_SIZE)
-                if not data:
-                    raise ConnectionResetError("closed by the server")
-                reader.feed(data)
-            else:
+            if reply is not False:
                 replies.append(reply)
+                continue
+            if not waited:  # the reply cannot be back yet: this wait is the call's one yield
+                await trio.lowlevel.wait_readable(sock)
+                waited = True
+            while True:
+                try:
+                    data = sock.recv(_READ_SIZE)
+                    break
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(sock)
+            if not data:
+                raise ConnectionResetError("closed by the server")
+            reader.feed(data)
         return replies
 
 
 def _new_reader() -> hiredis.Reader:
     return hiredis.Reader(replyError=RedisReplyError)
+
+
+def _send_some(sock: socket.socket, data: bytes | memoryview) -> int:
+    """Send what the kernel takes now (0 if its buffer is full), without blocking."""
+    try:
+        return sock.send(data)
+    except BlockingIOError:
+        return 0
 
 
 def _reason(e: BaseException) -> str:

@@ -133,6 +133,13 @@ VARIABLES: tuple[Var, ...] = (
     _v("Server", "HTTP_ENABLED", "--http-enabled", "true", "serve the HTTP API"),
     _v("Server", "HTTP_MAX_BODY", "--http-max-body", "1048576", "largest request body in bytes (413 above)"),
     _v("Server", "WORKER_COUNT", "--workers", "10", "jobs this node runs at once"),
+    _v(
+        "Server",
+        "FAST_LANE_SLOTS",
+        "--fast-lane-slots",
+        "2",
+        "more jobs this node runs at once that start at submit (fast lane; 0: off)",
+    ),
     _v("Server", "NODE_ID", "--id", "", "unique id of this node (required), such as node-1"),
     _v("Server", "NODE_LISTEN", "--listen", "127.0.0.1:7001", "address for node links and clients"),
     _v("Server", "NODE_PEERS", "--peer", "", "the other nodes: id=host:port,id=host:port"),

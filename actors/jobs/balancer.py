@@ -8,6 +8,7 @@ It lives beside the scheduler on every node and is consulted only by its own nod
 - every :class:`WorkerStatus` (forwarded by the scheduler) registers or refreshes the worker:
   capacity, online, and its load = jobs it holds + jobs routed to it in rounds it had not yet
   received when it reported (``seen``), so a status that crosses a dispatch undercounts nothing;
+  jobs it holds from the fast lane (``lane``) run in slots of their own and are left out;
 - a worker silent for ``offline_after`` is marked offline (event ``worker.offline``) and never
   chosen; its next status brings it back (``worker.online``);
 - :class:`Route` asks for a worker per job, most urgent first; the strategy
@@ -89,7 +90,7 @@ class Balancer(Actor):
         horizon = ctx.now - self.cfg.offline_after
         log = [e for e in log if e[0] > msg.seen and e[2] >= horizon]
         self.routed[w] = log
-        self.pool.set_active(w, len(msg.held) + sum(n for _, n, _ in log))
+        self.pool.set_active(w, len(msg.held) - msg.lane + sum(n for _, n, _ in log))
 
     def _check(self, ctx: Context) -> None:
         for w, heard in self.last_heard.items():

@@ -80,7 +80,13 @@ def jobs_blueprint(
         actors: dict[str, Actor] = dict(elect(node_id))
         actors[SCHEDULER] = Scheduler(cfg, store_ref, nodes)
         actors[BALANCER] = Balancer(cfg)
-        actors[GATEWAY] = Gateway(store_ref, default_max_retries=cfg.policy.max_retries)
+        actors[GATEWAY] = Gateway(
+            store_ref,
+            default_max_retries=cfg.policy.max_retries,
+            nodes=nodes,
+            lane_slots=cfg.lane_slots if node_id in pool else 0,
+            lease=cfg.lease,
+        )
         if node_id in pool:
             actors[WORKER] = Worker(cfg, store_ref)
         if store == "raft":

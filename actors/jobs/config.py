@@ -24,6 +24,8 @@ class JobsConfig:
         batch: at most this many jobs per dispatch round.
         request_timeout: a store request unanswered this long is sent again.
         status_delay: a worker reports freed slots at most this often.
+        lane_slots: jobs a node's worker pool runs at once, beyond ``worker_count``, that its
+            gateway dispatched at submit (the fast lane, ``FAST_LANE_SLOTS``; 0 turns it off).
         strategy: the balancer's ``LOAD_BALANCER_STRATEGY``.
         policy: retry backoff used by the store.
     """
@@ -37,6 +39,7 @@ class JobsConfig:
     batch: int = 256
     request_timeout: float = 2.0
     status_delay: float = 0.01
+    lane_slots: int = 2
     strategy: str = "least_loaded"
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -51,6 +54,8 @@ class JobsConfig:
             raise ValueError(f"offline_after ({self.offline_after}) must exceed heartbeat_interval ({beat})")
         if self.lease_seconds is not None and self.lease_seconds <= self.heartbeat_interval:
             raise ValueError(f"lease_seconds must exceed heartbeat_interval, got {self.lease_seconds}")
+        if self.lane_slots < 0:
+            raise ValueError(f"lane_slots must be >= 0, got {self.lane_slots}")
         if self.batch < 1:
             raise ValueError(f"batch must be >= 1, got {self.batch}")
         if self.strategy.strip().lower() not in STRATEGIES:

@@ -22,7 +22,7 @@ The stores are members of one family built on this file:
 Commands (times are UNIX seconds from the caller's ``ctx.wall``; ``epoch`` is the scheduler's
 fencing token, its election epoch)::
 
-    submit   job                           -> {job, created}      idempotent by id and key
+    submit   job lane?                     -> {job, created, lane?}  idempotent by id and key
     get      id                            -> {job | None}
     list     status? type? limit offset    -> {jobs, total}       submission order
     cancel   id at reason?                 -> {job}
@@ -36,8 +36,18 @@ fencing token, its election epoch)::
     dlq_purge ids?                         -> {purged}
     stats                                  -> {by_status, ready, delayed, running, dlq, total, epoch}
 
-Fencing: ``dispatch``, ``renew`` and ``maintain`` carry an epoch; one below the highest seen is
-refused with ``fenced: True`` and changes nothing, so a deposed leader can change nothing.
+The fast lane: a gateway may add ``lane`` (``{epoch, worker, at, lease_until}``) to a submit,
+asking the store to dispatch the new job to ``worker`` at once, under the leader's fencing
+token ``epoch``, if and only if the job is ready and at the head of the ready queue (no waiting
+job is more urgent or, at its priority, older), so strict priority and FIFO order still hold.
+The answer says what happened in ``lane``: ``dispatched`` (the job comes back RUNNING, with
+``left_best`` as for ``dispatch``), ``queued`` (something is ahead of it, or it is delayed) or
+``fenced`` (the token is stale; the job is queued as usual). A known job (same id or key) is
+returned as it is, with no ``lane``. See :mod:`actors.jobs.gateway`.
+
+Fencing: ``dispatch``, ``renew``, ``maintain`` and a submit's ``lane`` carry an epoch; one below
+the highest seen is refused with ``fenced: True`` (``lane: fenced``) and changes nothing, so a
+deposed leader can change nothing.
 Worker reports are fenced by attempt: only the worker holding the open attempt may close it; a
 repeated report of an attempt already closed the same way is acknowledged as a duplicate.
 
@@ -275,6 +285,7 @@ class JobMachine:
             raise CommandError(str(e)) from None
         if job.status != PENDING or job.attempts or job.lease_expires_at is not None:
             raise CommandError(f"job {job.id!r}: a new job must be PENDING with no attempts")
+        lane = _lane(cmd)
         existing = self.jobs.get(job.id)
         if existing is None and job.idempotency_key:
             known = self.idem.get(job.idempotency_key)
@@ -287,7 +298,24 @@ class JobMachine:
         self.dirty.add(job.id)
         self.deleted.discard(job.id)  # purged and resubmitted since the last take_changes
         self._index(job)
-        return {"job": job_to_plain(job), "created": True}
+        if lane is None:
+            return {"job": job_to_plain(job), "created": True}
+        return {"created": True, **self._lane_dispatch(job, lane)}
+
+    def _lane_dispatch(self, job: Job, lane: dict[str, Any]) -> dict[str, Any]:
+        """Dispatch a job just submitted at once if the token holds and it heads the queue."""
+        if self._fence(lane):
+            return {"job": job_to_plain(job), "lane": "fenced", "epoch": self.epoch}
+        if self.queue.top(1) != [job.id]:
+            return {"job": job_to_plain(job), "lane": "queued", "epoch": self.epoch}
+        event = Dispatched(worker=lane["worker"], at=lane["at"], lease_expires_at=lane["lease_until"])
+        job = self._put(job, apply(job, event))
+        return {
+            "job": job_to_plain(job),
+            "lane": "dispatched",
+            "epoch": self.epoch,
+            "left_best": self._left_best(self.ops),
+        }
 
     def _get(self, cmd: dict[str, Any]) -> dict[str, Any]:
         job = self.jobs.get(_str(cmd, "id"))
@@ -562,6 +590,21 @@ def _pairs(cmd: dict[str, Any], name: str, second: str, *, strings: bool) -> lis
         ):
             raise CommandError(f"{name} entry {pair!r} must be [job id, {second}]")
     return items
+
+
+def _lane(cmd: dict[str, Any]) -> dict[str, Any] | None:
+    """A submit's ``lane`` checked: None, or ``{epoch, worker, at, lease_until}`` well typed."""
+    lane = cmd.get("lane")
+    if lane is None:
+        return None
+    if not isinstance(lane, dict):
+        raise CommandError(f"lane must be a map, got {type(lane).__name__}")
+    return {
+        "epoch": _int(lane, "epoch"),
+        "worker": _str(lane, "worker"),
+        "at": _num(lane, "at"),
+        "lease_until": _num(lane, "lease_until"),
+    }
 
 
 def _page(cmd: dict[str, Any]) -> tuple[int, int]:

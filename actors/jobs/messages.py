@@ -5,6 +5,8 @@
 - scheduler -> balancer: :class:`Route` (ready jobs by priority) -> :class:`Routed`;
 - scheduler -> worker: :class:`RunJobs` (dispatched jobs with their attempt and lease) and
   :class:`LeaseLost` (jobs the worker no longer holds: their reports will be refused);
+- gateway -> its node's worker: :class:`RunJobs` with ``lane=True`` (a job the store dispatched
+  at submit, the fast lane); worker -> gateway: :class:`LaneFreed` (fast-lane jobs ended);
 - a worker's owner -> worker: :class:`Resize` (a pull worker re-registered with a new capacity);
 - worker -> whoever it was told to notify (a pull-worker registry): :class:`ReportSettled`, the
   store's verdict on each report.
@@ -58,6 +60,9 @@ class WorkerStatus:
     heartbeat: bool
     epoch: int
     seen: int
+    lane: int = 0
+    """How many of ``held`` came by the fast lane: they use the worker's lane slots, not
+    ``capacity``, so the balancer leaves them out of the load."""
 
 
 @message("jobs.Ticket")
@@ -76,11 +81,24 @@ class Ticket:
 @message("jobs.RunJobs")
 @dataclass(frozen=True, slots=True)
 class RunJobs:
-    """Run these jobs; ``seq`` numbers the batches of one scheduler ``epoch`` per worker."""
+    """Run these jobs; ``seq`` numbers the batches of one scheduler ``epoch`` per worker.
+
+    ``lane`` marks a job the store dispatched at submit (sent by the node's gateway, ``seq`` 0):
+    it runs in one of the worker's lane slots.
+    """
 
     epoch: int
     seq: int
     jobs: tuple[Ticket, ...]
+    lane: bool = False
+
+
+@message("jobs.LaneFreed")
+@dataclass(frozen=True, slots=True)
+class LaneFreed:
+    """To the node's gateway: ``n`` fast-lane jobs ended, their lane slots are free again."""
+
+    n: int
 
 
 @message("jobs.LeaseLost")

@@ -19,7 +19,9 @@ answers once the command is committed and applied by the replicated :class:`JobM
 
 Both emit ``store.applied`` for the commands that matter to the checkers (``dispatch``,
 ``renew``, ``maintain``, ``report``, ``submit``): ``op``, ``index`` (the store's order of
-application), ``epoch``, ``fenced``, and per op what changed.
+application), ``epoch``, ``fenced``, and per op what changed. A submit through the fast lane
+also carries what a ``dispatch`` carries (``epoch``, ``fenced``, ``lane``, ``jobs``, ``lowest``,
+``left_best``, ``until``, ``at``), since it is a fenced write that may dispatch the job.
 """
 
 from __future__ import annotations
@@ -55,6 +57,18 @@ def audit(ctx: Context, index: int, command: Any, result: Any) -> None:
     if op == "submit":
         fields["id"] = result["job"]["id"]
         fields["created"] = result["created"]
+        lane = command.get("lane")
+        if isinstance(lane, dict) and "lane" in result:  # the fast lane: a fenced write, maybe a dispatch
+            job = result["job"]
+            dispatched = result["lane"] == "dispatched"
+            fields["epoch"] = lane.get("epoch")
+            fields["fenced"] = result["lane"] == "fenced"
+            fields["lane"] = result["lane"]
+            fields["jobs"] = f"{job['id']}#1@{lane.get('worker')}" if dispatched else ""
+            fields["lowest"] = job["priority"] if dispatched else None
+            fields["left_best"] = result.get("left_best")
+            fields["until"] = lane.get("lease_until")
+            fields["at"] = lane.get("at")
     elif op == "dispatch":
         jobs = result.get("jobs", [])
         fields["jobs"] = ",".join(

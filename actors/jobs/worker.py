@@ -22,6 +22,12 @@ attempt (fencing by attempt). Reports are kept and resent until the store answer
 error or a lost reply is retried every ``0.5`` s), so a finished job's outcome is not lost
 while the worker lives. A refused report (the lease was taken away) is dropped (event ``job.report_refused``).
 
+The fast lane: the node's gateway sends :class:`RunJobs` with ``lane=True`` for a job the store
+dispatched at submit. Such a job runs beside the ``capacity`` jobs the leader routes (the
+gateway keeps within ``lane_slots``), is renewed and reported like any other, is counted in
+``lane`` of every status (so the balancer leaves it out of the load) and, when it ends, the
+worker tells the gateway (:class:`LaneFreed`) that its lane slot is free.
+
 :class:`LeaseLost` (from the scheduler's renewal, or from a gateway that cancelled a running
 job) cancels the named jobs' processors (``CancelJob``); their outcome is not reported, since
 the store has already closed those attempts.
@@ -32,7 +38,8 @@ A worker stopped gracefully tells the
 leader it has no capacity left (a last :class:`WorkerStatus` with capacity 0), so the balancer
 routes nothing more to it before noticing its silence.
 
-Events: ``job.started`` and ``job.finished`` (``id``, ``attempt``, ``worker``, ``type``; ``ok``),
+Events: ``job.started`` and ``job.finished`` (``id``, ``attempt``, ``worker``, ``type``; ``ok``;
+``lane`` for a fast-lane job),
 ``job.report_refused``, ``job.lease_lost``.
 """
 
@@ -49,7 +56,18 @@ from .._messages import ActorRef
 from ..elections._common import NAME as ELECTION
 from ..elections._common import LeaderChanged, Subscribe
 from .config import JobsConfig
-from .messages import SCHEDULER, LeaseLost, ReportSettled, Resize, RunJobs, Ticket, WorkerStatus, worker_id
+from .messages import (
+    GATEWAY,
+    SCHEDULER,
+    LaneFreed,
+    LeaseLost,
+    ReportSettled,
+    Resize,
+    RunJobs,
+    Ticket,
+    WorkerStatus,
+    worker_id,
+)
 from .protocol import StoreReply
 from .store_client import StoreClient
 
@@ -98,6 +116,7 @@ class Worker(Actor):
         self.leader: str | None = None
         self.running: dict[str, Ticket] = {}  # "<id>#<attempt>" -> ticket
         self.lost: set[str] = set()  # running keys whose lease the store took away
+        self.lane: set[str] = set()  # running keys that came by the fast lane
         self.unsent: list[dict[str, Any]] = []  # reports to send again
         self.token = 0
         self.seen = 0
@@ -148,22 +167,32 @@ class Worker(Actor):
     # --- running jobs --------------------------------------------------------------------
 
     def _on_run(self, ctx: Context, msg: RunJobs) -> None:
-        if msg.epoch > self.token:
-            self.token, self.seen = msg.epoch, 0
-        if msg.epoch == self.token:
-            self.seen = max(self.seen, msg.seq)
+        if not msg.lane:  # a lane job comes from the gateway, outside the scheduler's batches
+            if msg.epoch > self.token:
+                self.token, self.seen = msg.epoch, 0
+            if msg.epoch == self.token:
+                self.seen = max(self.seen, msg.seq)
         for t in msg.jobs:
             key = f"{t.id}#{t.attempt}"
             if key in self.running:
                 continue
             self.running[key] = t
-            ctx.emit("job.started", id=t.id, attempt=t.attempt, worker=self._id, type=t.type)
+            if msg.lane:
+                self.lane.add(key)
+                ctx.emit("job.started", id=t.id, attempt=t.attempt, worker=self._id, type=t.type, lane=True)
+            else:
+                ctx.emit("job.started", id=t.id, attempt=t.attempt, worker=self._id, type=t.type)
             ctx.execute_job(key, t.type, t.payload, t.timeout)
 
     def _on_done(self, ctx: Context, msg: JobDone) -> None:
         ticket = self.running.pop(msg.job_id, None)
         if ticket is None:
             return
+        lane = msg.job_id in self.lane
+        if lane:
+            self.lane.discard(msg.job_id)
+            ctx.send(ActorRef(ctx.node_id, GATEWAY), LaneFreed(1))
+        more = {"lane": True} if lane else {}
         if msg.job_id in self.lost:
             self.lost.discard(msg.job_id)
             ctx.emit(
@@ -173,10 +202,17 @@ class Worker(Actor):
                 worker=self._id,
                 type=ticket.type,
                 ok=False,
+                **more,
             )
             return  # the store already closed this attempt: a report would only be refused
         ctx.emit(
-            "job.finished", id=ticket.id, attempt=ticket.attempt, worker=self._id, type=ticket.type, ok=msg.ok
+            "job.finished",
+            id=ticket.id,
+            attempt=ticket.attempt,
+            worker=self._id,
+            type=ticket.type,
+            ok=msg.ok,
+            **more,
         )
         command: dict[str, Any] = {
             "op": "report",
@@ -227,5 +263,5 @@ class Worker(Actor):
         if self.leader is None:
             return
         held = tuple((t.id, t.attempt) for t in self.running.values())
-        status = WorkerStatus(self._id, self.capacity, held, heartbeat, self.token, self.seen)
+        status = WorkerStatus(self._id, self.capacity, held, heartbeat, self.token, self.seen, len(self.lane))
         ctx.send(ActorRef(self.leader, SCHEDULER), status)

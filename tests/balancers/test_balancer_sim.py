@@ -6,9 +6,11 @@ strategy saw, the worker it chose); the jobs' lives come from the trace (``job.s
 ``job.finished`` per worker). What is asserted:
 
 - every strategy: each choice is an available worker (online, a free slot) of the table; no
-  worker ever runs more jobs at once than its capacity; the table never counts fewer jobs on a
-  worker than the trace shows it running (loads are never underestimated, which is what keeps
-  the capacity promise); the job engine's checkers find nothing;
+  worker ever runs more routed jobs at once than its capacity, nor more fast-lane jobs (those its
+  node's gateway dispatched at submit, ``lane`` in the job events) than its lane slots; the
+  table never counts fewer routed jobs on a worker than the trace shows it running (loads are
+  never underestimated, which is what keeps the capacity promise); the job engine's checkers
+  find nothing;
 - ``round_robin`` (capacity never reached): the numbers of jobs the workers started differ by at
   most one, and each choice is the next available worker after the previous one in id order;
 - ``least_loaded``: no available worker in the table has fewer jobs than the one chosen;
@@ -40,6 +42,7 @@ from sim import system_jobs
 from sim.system_jobs import JobsSimConfig, JobType, Workload
 
 WORKERS = ("n1", "n2", "n3", "n4")
+LANE_SLOTS = 1
 NODES = (*WORKERS, "store", "client")
 
 
@@ -109,6 +112,7 @@ def run_cluster(strategy: str, capacity: int, *, count: int = 120, seed: int = 1
             tick=0.05,
             request_timeout=1.0,
             strategy=strategy,
+            lane_slots=LANE_SLOTS,
         ),
         workload=Workload(count=count, rate=40.0, start=2.0, priority=(1, 10), max_retries=0, timeout=5.0),
         types=(JobType("work", duration=sim.Uniform(0.1, 0.8)),),
@@ -141,14 +145,19 @@ def choices(res: sim.RunResult) -> list[tuple[float, int, str, list[WorkerView]]
     return out
 
 
+def routed(e: sim.Emitted, kind: str) -> bool:
+    """An event ``kind`` of a job the balancer routed (fast-lane jobs have slots of their own)."""
+    return e.kind == kind and not e.fields.get("lane")
+
+
 def started(res: sim.RunResult) -> Counter[str]:
-    return Counter(e.node for e in res.emitted if e.kind == "job.started")
+    return Counter(e.node for e in res.emitted if routed(e, "job.started"))
 
 
 def running_before(res: sim.RunResult, worker: str, t: float) -> int:
-    """Jobs surely running on ``worker`` at ``t``: started before it and not finished by it."""
-    ups = sum(1 for e in res.emitted if e.kind == "job.started" and e.node == worker and e.t < t)
-    downs = sum(1 for e in res.emitted if e.kind == "job.finished" and e.node == worker and e.t <= t)
+    """Routed jobs surely running on ``worker`` at ``t``: started before it, not finished by it."""
+    ups = sum(1 for e in res.emitted if routed(e, "job.started") and e.node == worker and e.t < t)
+    downs = sum(1 for e in res.emitted if routed(e, "job.finished") and e.node == worker and e.t <= t)
     return ups - downs
 
 
@@ -160,14 +169,17 @@ def assert_common_promises(res: sim.RunResult, capacity: int) -> None:
         assert views[chosen].available, (t, priority, chosen, table)
         for w in table:
             assert w.active_jobs >= running_before(res, w.id, t), (t, w)
-    live: dict[str, int] = defaultdict(int)
+    live: dict[tuple[str, bool], int] = defaultdict(int)
+    limit = {False: capacity, True: LANE_SLOTS}
     for e in res.emitted:
+        key = (e.node, bool(e.fields.get("lane")))
         if e.kind == "job.started":
-            live[e.node] += 1
-            assert live[e.node] <= capacity, f"{e.node} runs {live[e.node]} jobs at t={e.t:.3f}"
+            live[key] += 1
+            assert live[key] <= limit[key[1]], f"{key} runs {live[key]} jobs at t={e.t:.3f}"
         elif e.kind == "job.finished":
-            live[e.node] -= 1
+            live[key] -= 1
     assert set(started(res)) == set(WORKERS), started(res)
+    assert any(e.fields.get("lane") for e in res.emitted if e.kind == "job.started")  # both kinds ran
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -57,6 +57,8 @@ async def serve_node(
         "--http-host", "127.0.0.1", "--http-port", "0", "--jobs-module", "transport.demo_jobs",
         "--worker-heartbeat", "300ms", "--worker-offline-after", "1s", *flags,
     ]  # fmt: skip
+    if not pool:  # no pool, no fast lane into it
+        argv += ["--fast-lane-slots", "0"]
     settings = resolve_settings(build_parser().parse_args(argv), dict(env or {}))
     load_modules(settings.job_modules)
     events = EventLog()

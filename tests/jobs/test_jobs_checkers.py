@@ -68,7 +68,12 @@ def only(found: list[sim.Violation], checker: str, *words: str) -> None:
 
 
 def first(h: History, op: str, pred: Callable[[dict[str, Any]], bool] = lambda f: True) -> int:
-    return next(i for i, r in enumerate(h.trail) if r.op == op and pred(r.fields))
+    """The first record of ``op`` matching ``pred``; a fast-lane submit counts as a ``dispatch``."""
+    return next(i for i, r in enumerate(h.trail) if _is(r, op) and pred(r.fields))
+
+
+def _is(r: Record, op: str) -> bool:
+    return r.op == op or (op == "dispatch" and r.op == "submit" and "epoch" in r.fields)
 
 
 def insert(h: History, at: int, fields: dict[str, Any]) -> None:
@@ -215,7 +220,9 @@ def test_attempts_the_trail_never_dispatched_are_reported(h: History) -> None:
 def test_a_dead_job_with_budget_left_is_reported(h: History) -> None:
     jid, job = next((j, x) for j, x in h.final.items() if x.status == RETRYING or x.status == SUCCESS)
     one = Attempt(1, "n1", 1.0, 2.0, "boom", OUTCOME_FAILED)
-    h.final[jid] = dataclasses.replace(job, status=DEAD, attempts=(one,), max_retries=2)
+    h.final[jid] = dataclasses.replace(
+        job, status=DEAD, attempts=(one,), max_retries=2, attempts_at_requeue=0
+    )
     only(cj.dlq_exact(h, 60.0), "jobs.dlq_exact", jid, "budget left")
 
 
@@ -264,7 +271,9 @@ def test_a_job_left_waiting_in_a_quiet_tail_is_reported(
 ) -> None:
     res, params = storm
     job = h.final["j1"]
-    h.final["j1"] = dataclasses.replace(job, status=PENDING, attempts=(), scheduled_at=None)
+    h.final["j1"] = dataclasses.replace(
+        job, status=PENDING, attempts=(), scheduled_at=None, attempts_at_requeue=0
+    )
     found = cj.liveness(res, h, cj.accepted_jobs(res.emitted), params.quiet, params.margin)
     only(found, "jobs.liveness", "j1", "still PENDING", "no deadline")
     late = copy.copy(res)

@@ -266,6 +266,36 @@ async def test_where_the_store_differs_from_the_machine_on_purpose(redis_server:
         assert await store.execute([{"op": "dlq_purge", "ids": ["x", "x"]}]) == [{"purged": 1, "ids": ["x"]}]
 
 
+async def test_the_fast_lane_dispatches_only_the_head_of_the_queue(redis_server: RedisServer) -> None:
+    ref = JobMachine(POLICY)
+
+    def lane(epoch: int, at: float = T0) -> dict[str, Any]:
+        return {"epoch": epoch, "worker": "w1", "at": at, "lease_until": at + 10}
+
+    async with fresh_store(redis_server) as store:
+        first = await check_same(store, ref, [{**submit("a", priority=5), "lane": lane(4097)}])
+        assert first[0]["lane"] == "dispatched" and first[0]["job"]["status"] == RUNNING
+        assert first[0]["job"]["attempts"][0]["worker"] == "w1" and first[0]["left_best"] is None
+        # b waits (no lane); c, as urgent as b but younger, queues behind it; d is more urgent
+        got = await check_same(
+            store,
+            ref,
+            [
+                submit("b", priority=7),
+                {**submit("c", priority=7), "lane": lane(4097)},
+                {**submit("d", priority=9), "lane": lane(4097)},
+                {**submit("e", priority=9), "lane": lane(4096)},  # a deposed leader's token
+                {**submit("f", priority=9, scheduled_at=T0 + 60), "lane": lane(4097)},  # delayed
+                {**submit("a", priority=9), "lane": lane(4097)},  # known: no lane at all
+                {**submit("g"), "lane": {"epoch": "x", "worker": "w1", "at": T0, "lease_until": T0}},
+            ],
+        )
+        assert [r.get("lane") for r in got[1:6]] == ["queued", "dispatched", "fenced", "queued", None]
+        assert got[2]["left_best"] == 7 and got[3]["epoch"] == 4097
+        assert got[6]["error"].startswith("submit: epoch must be an integer")
+        await check_same(store, ref, views())
+
+
 async def test_chunks_smaller_than_a_batch_answer_the_same(redis_server: RedisServer) -> None:
     ref = JobMachine(POLICY)
     async with fresh_store(redis_server, chunk=3) as store:
@@ -289,7 +319,7 @@ def random_command(rng: random.Random, m: JobMachine, now: float, epoch: int, ki
     running = sorted(m.running)
     if kind == "submit":
         delay = rng.choice([None, None, 2.5, 7.0])
-        return submit(
+        cmd = submit(
             rng.choice(IDS),
             now,
             priority=rng.randint(1, 10),
@@ -298,6 +328,14 @@ def random_command(rng: random.Random, m: JobMachine, now: float, epoch: int, ki
             idempotency_key=rng.choice([None, None, "k1", "k2"]),
             type=rng.choice(["t", "u"]),
         )
+        if rng.random() < 0.5:  # through the fast lane, sometimes with a stale token
+            cmd["lane"] = {
+                "epoch": epoch + rng.choice([0, 0, 0, 1, -1]),
+                "worker": rng.choice(["w1", "w2"]),
+                "at": now,
+                "lease_until": now + rng.choice([3.0, 10.0]),
+            }
+        return cmd
     if kind == "ready":
         return {"op": "ready", "at": now, "limit": rng.randint(1, 5)}
     if kind == "report" and rng.random() < 0.2:

@@ -65,7 +65,11 @@ async def test_submit_get_list_stats(cluster: Cluster) -> None:
     async with JobClient(cluster.addresses(), cluster="t") as jobs:
         # Given jobs of two types submitted one by one and in a batch
         first = await jobs.submit("noop", {"n": 1}, priority="high")
-        assert first["status"] == "PENDING" and first["priority"] == 8 and first["payload"] == {"n": 1}
+        assert (
+            first["status"] in ("PENDING", "RUNNING")
+            and first["priority"] == 8
+            and first["payload"] == {"n": 1}
+        )
         batch = await jobs.submit_many([{"type": "email", "payload": {"to": f"u{i}@x.io"}} for i in range(5)])
         assert len({j["id"] for j in batch}) == 5
 
@@ -200,7 +204,7 @@ async def test_bad_input_is_one_line_and_the_node_keeps_serving(cluster: Cluster
 async def test_a_dead_address_is_skipped_and_errors_name_the_nodes(cluster: Cluster) -> None:
     dead_port = free_ports(1)[0]
     async with JobClient([f"127.0.0.1:{dead_port}", *cluster.addresses("n3")], cluster="t") as jobs:
-        assert (await jobs.submit("noop"))["status"] == "PENDING"
+        assert (await jobs.submit("noop"))["status"] in ("PENDING", "RUNNING")
     async with JobClient(f"127.0.0.1:{dead_port}", cluster="t", timeout=1.0) as jobs:
         with pytest.raises(JobError, match=f"no node answered within 1 s .*127.0.0.1:{dead_port}"):
             await jobs.stats()

@@ -236,6 +236,8 @@ function OPS.submit()
   local n = tonumber(arg())
   local set = {}
   for k = 1, n do set[k] = arg() end
+  local lane, le, lat, llease, lworker = arg() == "1"
+  if lane then le, lat, llease, lworker = arg(), arg(), arg(), arg() end
   local seqs = fmt(seq + 1)
   if call("ZADD", ORDER, "NX", seqs, id) == 0 then return {0, row(id)} end
   if idem ~= "" then
@@ -253,7 +255,18 @@ function OPS.submit()
   call("HSET", jk(id), unpack(set))
   call("ZADD", P .. "st:PENDING", seqs, id)
   call("ZADD", tk(jtype), seqs, id)
-  return {1}
+  if not lane then return {1} end
+  -- The fast lane: dispatch at once under the leader's token if the job heads the ready queue.
+  if fenced(le) then return {1, 0, epoch} end
+  if call("ZRANGE", READY, 0, 0)[1] ~= id then return {1, 1, epoch} end
+  call("ZREM", READY, id)
+  local r = row(id)
+  local atts = {{1, lworker, tonumber(lat), false, false, "RUNNING"}}
+  r[9], r[10], r[12], r[13] = "RUNNING", cmsgpack.pack(atts), lat, llease
+  call("HSET", jk(id), "status", "RUNNING", "attempts", r[10], "updated_at", lat, "lease_expires_at", llease)
+  call("ZADD", RUNNING, llease, id)
+  call("ZREM", P .. "st:PENDING", id)
+  return {1, 2, epoch, left_best(ops), r}
 end
 
 function OPS.get()
