@@ -107,10 +107,12 @@ class Gateway(Actor):
         elif isinstance(msg, StoreReply):
             p = self.client.take(msg.req)
             if p is not None:
-                ctx.send(p.data[0], StoreReply(p.data[1], msg.result))
+                # A job the lane dispatched goes to the worker before the client hears back
+                # (effects run in order): the worker's start is what submit-to-start measures.
                 if p.command.get("op") == "submit":
                     self._on_submitted(ctx, p.command, msg.result)
-                elif p.command.get("op") == "cancel":
+                ctx.send(p.data[0], StoreReply(p.data[1], msg.result))
+                if p.command.get("op") == "cancel":
                     _stop_cancelled(ctx, msg.result)
         elif isinstance(msg, LaneFreed):
             self.lane_free = min(self.lane_slots, self.lane_free + max(0, msg.n))
