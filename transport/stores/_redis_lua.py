@@ -251,22 +251,38 @@ function OPS.submit()
   seq = seq + 1
   set[n + 1] = "seq"
   set[n + 2] = seqs
+  call("ZADD", tk(jtype), seqs, id)
+  -- The fast lane, under the leader's token: a ready job that nothing ready is as urgent as would
+  -- head the ready queue (0 fenced, 1 queued, 2 dispatched); it is written RUNNING at once,
+  -- never entering the ready and PENDING sets.
+  local code = nil
+  if lane then
+    if fenced(le) then
+      code = 0
+    elseif sched ~= "" and tonumber(sched) > updated then
+      code = 1
+    else
+      local top = call("ZRANGE", READY, 0, 0, "WITHSCORES")
+      if #top > 0 and tonumber(top[2]) < (11 - prio) * TWO40 then
+        code = 1
+      else
+        local k = #set
+        set[k + 1], set[k + 2], set[k + 3] = "status", "RUNNING", "attempts"
+        set[k + 4] = cmsgpack.pack({{1, lworker, tonumber(lat), false, false, "RUNNING"}})
+        set[k + 5], set[k + 6], set[k + 7], set[k + 8] = "updated_at", lat, "lease_expires_at", llease
+        call("HSET", jk(id), unpack(set))
+        call("ZADD", RUNNING, llease, id)
+        local best = 0
+        if #top > 0 then best = 10 - math.floor(tonumber(top[2]) / TWO40) end
+        return {1, 2, epoch, best}
+      end
+    end
+  end
   enqueue(id, set, prio, sched, updated)
   call("HSET", jk(id), unpack(set))
   call("ZADD", P .. "st:PENDING", seqs, id)
-  call("ZADD", tk(jtype), seqs, id)
   if not lane then return {1} end
-  -- The fast lane: dispatch at once under the leader's token if the job heads the ready queue.
-  if fenced(le) then return {1, 0, epoch} end
-  if call("ZRANGE", READY, 0, 0)[1] ~= id then return {1, 1, epoch} end
-  call("ZREM", READY, id)
-  local r = row(id)
-  local atts = {{1, lworker, tonumber(lat), false, false, "RUNNING"}}
-  r[9], r[10], r[12], r[13] = "RUNNING", cmsgpack.pack(atts), lat, llease
-  call("HSET", jk(id), "status", "RUNNING", "attempts", r[10], "updated_at", lat, "lease_expires_at", llease)
-  call("ZADD", RUNNING, llease, id)
-  call("ZREM", P .. "st:PENDING", id)
-  return {1, 2, epoch, left_best(ops), r}
+  return {1, code, epoch}
 end
 
 function OPS.get()

@@ -32,7 +32,8 @@ key                type  holds
 
 The hot path costs few Redis calls inside the script: a submit 5, a dispatch 5 and a report 4
 per job, a ``ready`` 1 per job listed; a submit through the fast lane (``lane``) adds 1 to look
-at the head of the ready queue and 5 if it dispatches the job.
+at the head of the ready queue and, if it dispatches the job, writes it RUNNING at once (one
+call fewer than a plain submit: it never enters the ready and PENDING sets).
 
 Numbers stay exact. A time enters as Python's ``repr`` of the float and is stored as that very
 string; a time Lua computes (a retry's ``scheduled_at``) is written with ``%.17g``; attempts
@@ -73,6 +74,7 @@ import msgpack
 
 from actors.jobs import PENDING, STATUSES, RetryPolicy
 from actors.jobs._plain import job_from_plain, job_to_plain
+from actors.jobs._transitions import Dispatched, apply
 from actors.jobs.machine import MAX_PAGE, OPS, CommandError, _int, _lane, _num, _opt_str, _page, _pairs, _str
 
 from ..redis_conn import RedisConn, RedisReplyError, RedisUnavailable, Script
@@ -292,8 +294,11 @@ def _submit(cmd: dict[str, Any]) -> tuple[Tokens, Decoder]:
         outcome, epoch = _LANE_OUTCOMES[reply[1]], int(reply[2])
         if outcome != "dispatched":
             return {"job": plain, "created": True, "lane": outcome, "epoch": epoch}
+        assert lane is not None
+        started = Dispatched(worker=lane["worker"], at=lane["at"], lease_expires_at=lane["lease_until"])
+        running = job_to_plain(apply(job, started))  # what the script wrote, as the machine has it
         return {
-            "job": _job(reply[4]),
+            "job": running,
             "created": True,
             "lane": outcome,
             "epoch": epoch,
