@@ -43,7 +43,7 @@ from .._messages import ActorRef
 from ..elections._common import NAME as ELECTION
 from ..elections._common import LeaderChanged, Subscribe
 from .machine import OPS
-from .messages import SCHEDULER, WORKER, LaneFreed, LeaseLost, Nudge, RunJobs, Ticket, worker_ref
+from .messages import SCHEDULER, WORKER, LaneFreed, LeaseLost, Nudge, RunJobs, ticket_of, worker_ref
 from .protocol import UNAVAILABLE, StoreReply, StoreRequest
 from .scheduler import fencing_token
 from .store_client import StoreClient
@@ -163,16 +163,7 @@ class Gateway(Actor):
         ctx.emit("job.submitted", id=job.get("id"), type=job.get("type"))
         if dispatched and job.get("attempts"):
             assert lane is not None
-            attempt = job["attempts"][-1]
-            ticket = Ticket(
-                job["id"],
-                attempt["number"],
-                job["type"],
-                job["payload"],
-                job["timeout_seconds"],
-                job["priority"],
-            )
-            ctx.send(ActorRef(ctx.node_id, WORKER), RunJobs(lane["epoch"], 0, (ticket,), lane=True))
+            ctx.send(ActorRef(ctx.node_id, WORKER), RunJobs(lane["epoch"], 0, (ticket_of(job),), lane=True))
         elif self.leader is not None and job.get("scheduled_at") is None:
             self._nudge(ctx)
 

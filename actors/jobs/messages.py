@@ -78,6 +78,14 @@ class Ticket:
     priority: int
 
 
+def ticket_of(job: dict[str, Any]) -> Ticket:
+    """The ticket of a job record the store just dispatched (its last attempt is the open one)."""
+    attempt = job["attempts"][-1]
+    return Ticket(
+        job["id"], attempt["number"], job["type"], job["payload"], job["timeout_seconds"], job["priority"]
+    )
+
+
 @message("jobs.RunJobs")
 @dataclass(frozen=True, slots=True)
 class RunJobs:

@@ -50,7 +50,18 @@ from .._messages import ActorRef
 from ..elections._common import NAME as ELECTION
 from ..elections._common import LeaderChanged, Subscribe
 from .config import JobsConfig
-from .messages import BALANCER, LeaseLost, Nudge, Route, Routed, RunJobs, Ticket, WorkerStatus, worker_ref
+from .messages import (
+    BALANCER,
+    LeaseLost,
+    Nudge,
+    Route,
+    Routed,
+    RunJobs,
+    Ticket,
+    WorkerStatus,
+    ticket_of,
+    worker_ref,
+)
 from .protocol import StoreReply
 from .store_client import StoreClient
 
@@ -236,16 +247,7 @@ class Scheduler(Actor):
         by_worker: dict[str, list[Ticket]] = {}
         lowest = None
         for job in result.get("jobs", []):
-            attempt = job["attempts"][-1]
-            ticket = Ticket(
-                job["id"],
-                attempt["number"],
-                job["type"],
-                job["payload"],
-                job["timeout_seconds"],
-                job["priority"],
-            )
-            by_worker.setdefault(attempt["worker"], []).append(ticket)
+            by_worker.setdefault(job["attempts"][-1]["worker"], []).append(ticket_of(job))
             lowest = job["priority"] if lowest is None else min(lowest, job["priority"])
         for worker, tickets in by_worker.items():
             assert self.token is not None
