@@ -25,7 +25,7 @@ import trio
 
 from actors import ActorRef
 
-from .codec import encode_envelope
+from .codec import CodecError, decode_envelope, encode_envelope
 from .events import EventLog
 
 Deliver = Callable[[ActorRef, ActorRef, Any], None]
@@ -76,6 +76,23 @@ class Transport(abc.ABC):
             self._log("too_large", level="warning", to=str(dst), size=len(body), limit=self.max_frame)
             return None
         return body
+
+    def _opened(self, body: bytes, peer: str, **where: Any) -> tuple[ActorRef, ActorRef, Any] | None:
+        """The envelope ``(src, dst, msg)`` in ``body`` from node ``peer``, counted as received;
+        None if it is malformed or names another source node (counted, logged as
+        ``<EVENTS>.bad_frame`` with ``where``)."""
+        try:
+            src, dst, msg = decode_envelope(body, self.max_frame)
+        except CodecError as e:
+            why = str(e)
+        else:
+            if src.node == peer:
+                self.stats.received += 1
+                return src, dst, msg
+            why = f"source node {src.node!r} is not {peer!r}"
+        self.stats.dropped_malformed += 1
+        self._log("bad_frame", level="warning", peer=peer, error=why, **where)
+        return None
 
     @abc.abstractmethod
     async def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:

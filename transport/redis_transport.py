@@ -53,7 +53,7 @@ import trio
 from actors import ActorRef
 
 from .base import Deliver, Transport, TransportStats
-from .codec import DEFAULT_MAX_FRAME, CodecError, decode, decode_envelope, encode, frame
+from .codec import DEFAULT_MAX_FRAME, CodecError, decode, encode, frame
 from .events import EventLog
 from .links import PROTOCOL_VERSION, Hello, Outbox
 from .redis_conn import Arg, RedisConn, RedisReplyError, RedisUnavailable
@@ -360,21 +360,10 @@ class RedisTransport(Transport):
                 "bad_frame", level="warning", peer=sender, error=f"{len(body)} bytes > {self.max_frame}"
             )
             return
-        try:
-            src, dst, msg = decode_envelope(body, self.max_frame)
-        except CodecError as e:
-            self.stats.dropped_malformed += 1
-            self._log("bad_frame", level="warning", peer=sender, error=str(e))
-            return
-        if src.node != sender:
-            self.stats.dropped_malformed += 1
-            self._log(
-                "bad_frame", level="warning", peer=sender, error=f"source node {src.node!r} is not {sender!r}"
-            )
-            return
-        self.stats.received += 1
-        assert self._deliver is not None
-        self._deliver(src, dst, msg)
+        envelope = self._opened(body, sender)
+        if envelope is not None:
+            assert self._deliver is not None
+            self._deliver(*envelope)
 
     def _sender(self, header: bytes) -> str:
         """The node id a frame header names, or "" if refused (logged once per header)."""

@@ -60,7 +60,7 @@ import trio
 from actors import ActorRef
 
 from .base import Deliver, Transport, TransportStats
-from .codec import DEFAULT_MAX_FRAME, CodecError, decode, decode_envelope, encode, frame
+from .codec import DEFAULT_MAX_FRAME, CodecError, decode, encode, frame
 from .events import EventLog
 from .links import DIAL_ERRORS as DIAL_ERRORS
 from .links import PROTOCOL_VERSION as PROTOCOL_VERSION
@@ -519,17 +519,6 @@ class TcpTransport(Transport):
             body = await frames.next_body()
             if body is None:
                 return
-            try:
-                src, dst, msg = decode_envelope(body, self.max_frame)
-            except CodecError as e:
-                self.stats.dropped_malformed += 1
-                self._log("bad_frame", level="warning", peer=peer, remote=remote, error=str(e))
-                continue
-            if src.node != peer:
-                self.stats.dropped_malformed += 1
-                self._log(
-                    "bad_frame", level="warning", peer=peer, error=f"source node {src.node!r} is not {peer!r}"
-                )
-                continue
-            self.stats.received += 1
-            deliver(src, dst, msg)
+            envelope = self._opened(body, peer, remote=remote)
+            if envelope is not None:
+                deliver(*envelope)

@@ -177,11 +177,10 @@ class Worker(Actor):
             if key in self.running:
                 continue
             self.running[key] = t
+            more = {"lane": True} if msg.lane else {}
             if msg.lane:
                 self.lane.add(key)
-                ctx.emit("job.started", id=t.id, attempt=t.attempt, worker=self._id, type=t.type, lane=True)
-            else:
-                ctx.emit("job.started", id=t.id, attempt=t.attempt, worker=self._id, type=t.type)
+            ctx.emit("job.started", id=t.id, attempt=t.attempt, worker=self._id, type=t.type, **more)
             ctx.execute_job(key, t.type, t.payload, t.timeout)
 
     def _on_done(self, ctx: Context, msg: JobDone) -> None:
@@ -193,27 +192,20 @@ class Worker(Actor):
             self.lane.discard(msg.job_id)
             ctx.send(ActorRef(ctx.node_id, GATEWAY), LaneFreed(1))
         more = {"lane": True} if lane else {}
-        if msg.job_id in self.lost:
-            self.lost.discard(msg.job_id)
-            ctx.emit(
-                "job.finished",
-                id=ticket.id,
-                attempt=ticket.attempt,
-                worker=self._id,
-                type=ticket.type,
-                ok=False,
-                **more,
-            )
-            return  # the store already closed this attempt: a report would only be refused
+        lost = msg.job_id in self.lost
+        self.lost.discard(msg.job_id)
+        ok = msg.ok and not lost
         ctx.emit(
             "job.finished",
             id=ticket.id,
             attempt=ticket.attempt,
             worker=self._id,
             type=ticket.type,
-            ok=msg.ok,
+            ok=ok,
             **more,
         )
+        if lost:
+            return  # the store already closed this attempt: a report would only be refused
         command: dict[str, Any] = {
             "op": "report",
             "at": ctx.wall,

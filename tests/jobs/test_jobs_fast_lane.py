@@ -29,7 +29,7 @@ from actors.jobs import RUNNING, Job
 from actors.jobs._plain import job_to_plain
 from actors.jobs.balancer import Balancer
 from actors.jobs.config import JobsConfig
-from actors.jobs.gateway import Gateway
+from actors.jobs.gateway import Gateway, _Sweep
 from actors.jobs.machine import JobMachine
 from actors.jobs.messages import GATEWAY, SCHEDULER, WORKER, LaneFreed, Nudge, RunJobs, Ticket, WorkerStatus
 from actors.jobs.protocol import STORE, StoreReply, StoreRequest
@@ -147,15 +147,9 @@ def test_the_slot_comes_back_when_the_store_did_not_dispatch() -> None:
     sent = submit(g, ctx, {"op": "submit", "job": new_job("a")}, req=9)
     assert "lane" in sent.command
     ctx.now += 10
-    g.receive(ctx, g_sweep())
+    g.receive(ctx, _Sweep())
     ctx.take_effects()
     assert "lane" in submit(g, ctx, {"op": "submit", "job": new_job("b")}, req=10).command
-
-
-def g_sweep() -> Any:
-    from actors.jobs.gateway import _Sweep
-
-    return _Sweep()
 
 
 def test_a_gateway_without_slots_never_asks_for_the_lane() -> None:
