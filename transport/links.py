@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -42,6 +43,20 @@ class Hello:
     listen: str
     """The address this node accepts connections on, ``host:port`` (for joins); ``""`` for a
     client that listens nowhere and is answered on the connection it dialled."""
+
+
+def hello_refusal(hello: Any, cluster: str, node_id: str) -> str:
+    """Why a peer's ``hello`` is refused by node ``node_id`` of ``cluster`` whatever the
+    transport ("" if these checks pass): not a Hello, another version or cluster, our own id."""
+    if not isinstance(hello, Hello):
+        return f"expected tcp.Hello first, got {type(hello).__name__}"
+    if hello.version != PROTOCOL_VERSION:
+        return f"protocol version {hello.version} not supported (this node speaks {PROTOCOL_VERSION})"
+    if hello.cluster != cluster:
+        return f"cluster {hello.cluster!r} is not this node's cluster {cluster!r}"
+    if hello.node_id == node_id:
+        return f"node id {hello.node_id!r} is this node's own id"
+    return ""
 
 
 @message("tcp.Refuse")

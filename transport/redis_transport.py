@@ -55,7 +55,7 @@ from actors import ActorRef
 from .base import Deliver, Transport, TransportStats
 from .codec import DEFAULT_MAX_FRAME, CodecError, decode, encode, frame
 from .events import EventLog
-from .links import PROTOCOL_VERSION, Hello, Outbox
+from .links import PROTOCOL_VERSION, Hello, Outbox, hello_refusal
 from .redis_conn import Arg, RedisConn, RedisReplyError, RedisUnavailable
 
 INBOX_LIMIT = 10_000
@@ -385,14 +385,9 @@ class RedisTransport(Transport):
         return str(hello.node_id)
 
     def _refusal(self, hello: Any) -> str:
-        if not isinstance(hello, Hello):
-            return f"expected tcp.Hello as the sender header, got {type(hello).__name__}"
-        if hello.version != PROTOCOL_VERSION:
-            return f"protocol version {hello.version} not supported (this node speaks {PROTOCOL_VERSION})"
-        if hello.cluster != self.cluster:
-            return f"cluster {hello.cluster!r} is not this node's cluster {self.cluster!r}"
-        if hello.node_id == self.node_id:
-            return f"node id {hello.node_id!r} is this node's own id"
+        why = hello_refusal(hello, self.cluster, self.node_id)
+        if why:
+            return why
         if hello.node_id not in self.peers and not self.accept_joins:
             return (
                 f"node id {hello.node_id!r} is not a known peer of {self.node_id!r}; add it to the peer list"

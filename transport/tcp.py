@@ -65,7 +65,7 @@ from .events import EventLog
 from .links import DIAL_ERRORS as DIAL_ERRORS
 from .links import PROTOCOL_VERSION as PROTOCOL_VERSION
 from .links import Address as Address
-from .links import FrameStream, Outbox
+from .links import FrameStream, Outbox, hello_refusal
 from .links import HandshakeError as HandshakeError
 from .links import Hello as Hello
 from .links import Refuse as Refuse
@@ -480,14 +480,9 @@ class TcpTransport(Transport):
 
     def _refusal(self, hello: Any, clients_only: bool) -> str:
         """Why ``hello`` is refused ("" if it is not); learns a joining node's address."""
-        if not isinstance(hello, Hello):
-            return f"expected tcp.Hello first, got {type(hello).__name__}"
-        if hello.version != PROTOCOL_VERSION:
-            return f"protocol version {hello.version} not supported (this node speaks {PROTOCOL_VERSION})"
-        if hello.cluster != self.cluster:
-            return f"cluster {hello.cluster!r} is not this node's cluster {self.cluster!r}"
-        if hello.node_id == self.node_id:
-            return f"node id {hello.node_id!r} is this node's own id"
+        why = hello_refusal(hello, self.cluster, self.node_id)
+        if why:
+            return why
         client = hello.listen == ""
         if client and hello.node_id in self.peers:
             return f"node id {hello.node_id!r} is a peer's id; a client needs an id of its own"
