@@ -26,11 +26,13 @@ cancels a call here at any ``await``, and the connection is then simply dropped.
   connection (its replies could be out of step) and raise :class:`RedisUnavailable`, one line
   naming ``host:port`` (a cancelled call raises trio's ``Cancelled``). The next call connects
   again (``AUTH`` and ``SELECT`` included), so a restarted server is picked up without help.
-- **Scripts**: :class:`Script` carries a Lua source and its SHA1. ``EVALSHA`` commands of
-  scripts the connection knows (:meth:`RedisConn.register`, or any :meth:`RedisConn.evalsha`)
-  that come back ``NOSCRIPT`` (a restarted or flushed server) are answered by ``SCRIPT LOAD``
-  and sent again, in their order, within the same call (after any command of the pipeline
-  that did run, should another client load the script in between).
+- **Scripts**: :class:`Script` carries a Lua source and its SHA1, :class:`Function` a Redis
+  Functions library (Redis >= 7) and the name ``FCALL`` calls. Commands of the scripts and
+  functions the connection knows (:meth:`RedisConn.register`, or any :meth:`RedisConn.evalsha`)
+  that come back ``NOSCRIPT`` or ``Function not found`` (a restarted or flushed server) are
+  answered by ``SCRIPT LOAD`` or ``FUNCTION LOAD REPLACE`` and sent again, in their order,
+  within the same call (after any command of the pipeline that did run, should another client
+  load it in between).
 
 A command whose reply was lost with the connection may or may not have run: callers resend
 only commands that are safe to repeat.
@@ -42,7 +44,7 @@ import hashlib
 import os
 import socket
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import hiredis
 import trio
@@ -81,9 +83,51 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
+    @property
+    def key(self) -> str:
+        """What calls name it: the SHA1."""
+        return self.sha
+
     def command(self, keys: Sequence[Arg], args: Sequence[Arg]) -> tuple[Arg, ...]:
         """The ``EVALSHA`` command running this script, for :meth:`RedisConn.pipeline`."""
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def load(self) -> tuple[Arg, ...]:
+        """The command that loads it."""
+        return ("SCRIPT", "LOAD", self.source)
+
+
+class Function:
+    """A Redis Functions library (Redis >= 7) whose one function shares its ``name``.
+
+    ``source`` must start ``#!lua name=<name>`` and register the function ``<name>``. Loaded
+    once, the library's top level runs once, while ``EVALSHA`` runs a script's whole body on
+    every call; choose a name per version of the code (old versions stay loaded, unused).
+    """
+
+    __slots__ = ("name", "source")
+
+    def __init__(self, name: str, source: str) -> None:
+        if not source.startswith(f"#!lua name={name}\n"):
+            raise ValueError(f"a function library's source must start with '#!lua name={name}'")
+        self.name = name
+        self.source = source
+
+    @property
+    def key(self) -> str:
+        """What calls name it: the function's name."""
+        return self.name
+
+    def command(self, keys: Sequence[Arg], args: Sequence[Arg]) -> tuple[Arg, ...]:
+        """The ``FCALL`` command running this function, for :meth:`RedisConn.pipeline`."""
+        return ("FCALL", self.name, len(keys), *keys, *args)
+
+    def load(self) -> tuple[Arg, ...]:
+        """The command that loads (or reloads) the library."""
+        return ("FUNCTION", "LOAD", "REPLACE", self.source)
+
+
+S = TypeVar("S", bound=Script | Function)
 
 
 class RedisConn:
@@ -116,7 +160,7 @@ class RedisConn:
         self._sock: socket.socket | None = None
         self._reader = _new_reader()
         self._lock = trio.Lock()
-        self._scripts: dict[str, Script] = {}
+        self._scripts: dict[str, Script | Function] = {}
 
     @property
     def address(self) -> str:
@@ -153,8 +197,8 @@ class RedisConn:
         """Run ``commands`` in one round trip and return their replies, in order.
 
         Args:
-            commands: the commands; ``EVALSHA`` of a registered :class:`Script` is loaded and
-                re-sent if the server does not know it.
+            commands: the commands; ``EVALSHA`` of a registered :class:`Script` (``FCALL`` of
+                a registered :class:`Function`) is loaded and re-sent if the server lacks it.
             raise_errors: raise the first error reply (after reading every reply); if False,
                 error replies are returned in the list as :class:`RedisReplyError` values.
 
@@ -170,8 +214,8 @@ class RedisConn:
             replies = await self._roundtrip(commands)
             missing = [i for i, r in enumerate(replies) if self._reloadable(commands[i], r)]
             if missing:
-                shas = list(dict.fromkeys(str(commands[i][1]) for i in missing))
-                loads = [("SCRIPT", "LOAD", self._scripts[sha].source) for sha in shas]
+                keys = list(dict.fromkeys(str(commands[i][1]) for i in missing))
+                loads = [self._scripts[key].load() for key in keys]
                 loaded = await self._roundtrip(loads)
                 for reply in loaded:
                     if isinstance(reply, RedisReplyError):
@@ -187,9 +231,9 @@ class RedisConn:
                     raise reply
         return replies
 
-    def register(self, script: Script) -> Script:
-        """Let this connection load ``script`` when an ``EVALSHA`` of it meets ``NOSCRIPT``."""
-        self._scripts[script.sha] = script
+    def register(self, script: S) -> S:
+        """Let this connection load ``script`` when a call of it finds the server without it."""
+        self._scripts[script.key] = script
         return script
 
     async def evalsha(self, script: Script, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> Any:
@@ -210,13 +254,12 @@ class RedisConn:
     # --- internals -------------------------------------------------------------------------------
 
     def _reloadable(self, command: Command, reply: Any) -> bool:
-        return (
-            isinstance(reply, RedisReplyError)
-            and reply.code == "NOSCRIPT"
-            and len(command) > 1
-            and str(command[0]).upper() == "EVALSHA"
-            and str(command[1]) in self._scripts
-        )
+        if not isinstance(reply, RedisReplyError) or len(command) < 2 or str(command[1]) not in self._scripts:
+            return False
+        name = str(command[0]).upper()
+        if name == "EVALSHA":
+            return reply.code == "NOSCRIPT"
+        return name == "FCALL" and str(reply).startswith("ERR Function not found")
 
     async def _acquire(self) -> None:
         """Take the lock; a cancel point, and a schedule point only if another task holds it."""

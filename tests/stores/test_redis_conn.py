@@ -9,7 +9,7 @@ import pytest
 import trio
 from troupe_testkit.redis_server import RedisServer, free_port, redis_server_fixture
 
-from transport.redis_conn import RedisConn, RedisReplyError, RedisUnavailable, Script
+from transport.redis_conn import Function, RedisConn, RedisReplyError, RedisUnavailable, Script
 
 redis_server = redis_server_fixture()
 
@@ -52,6 +52,25 @@ async def test_evalsha_loads_a_script_the_server_lost(redis_server: RedisServer)
     # a failing script raises its error reply
     with pytest.raises(RedisReplyError, match="boom"):
         await conn.evalsha(Script("return redis.error_reply('boom')"))
+    await conn.aclose()
+
+
+async def test_fcall_loads_a_function_library_the_server_lost(redis_server: RedisServer) -> None:
+    conn = RedisConn(port=redis_server.port)
+    body = "local function f(keys, args) return {keys[1], args[1], redis.call('INCR', 'conn:f')} end\n"
+    fn = conn.register(Function("conn_f", f"#!lua name=conn_f\n{body}redis.register_function('conn_f', f)\n"))
+    await conn.execute("DEL", "conn:f")
+    # Given a server that never saw the library, Expect the first FCALL to load it
+    assert await conn.execute(*fn.command(["k"], ["a"])) == [b"k", b"a", 1]
+    # When the server forgets every function, Expect FCALL to load it again, in order
+    await conn.execute("FUNCTION", "FLUSH")
+    calls = [fn.command(["k"], [str(i)]) for i in range(3)]
+    assert await conn.pipeline(calls) == [[b"k", str(i).encode(), 2 + i] for i in range(3)]
+    # an unknown function that nobody registered is an error, not a reload
+    with pytest.raises(RedisReplyError, match="Function not found"):
+        await conn.execute("FCALL", "conn_nobody", 0)
+    with pytest.raises(ValueError, match="must start with"):
+        Function("x", "return 1")
     await conn.aclose()
 
 

@@ -238,9 +238,13 @@ def lifecycle_script() -> list[list[Any]]:
     ]
 
 
-async def test_every_command_answers_exactly_as_the_machine(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("functions", [True, False], ids=["fcall", "evalsha"])
+async def test_every_command_answers_exactly_as_the_machine(
+    redis_server: RedisServer, functions: bool
+) -> None:
+    # The same code runs as a Redis Functions library (FCALL) and as a script (EVALSHA)
     ref = JobMachine(POLICY)
-    async with fresh_store(redis_server) as store:
+    async with fresh_store(redis_server, functions=functions) as store:
         seen = set()
         for batch in lifecycle_script():
             for result in await check_same(store, ref, batch):
@@ -410,11 +414,12 @@ def random_command(rng: random.Random, m: JobMachine, now: float, epoch: int, ki
 
 @pytest.mark.parametrize("seed", range(4))
 async def test_random_walks_answer_exactly_as_the_machine(redis_server: RedisServer, seed: int) -> None:
-    # Long seeded walks reach the deep states (retries, the DLQ, requeues) short scripts rarely do
+    # Long seeded walks reach the deep states (retries, the DLQ, requeues) short scripts rarely do;
+    # odd seeds run the code by EVALSHA, even ones by FCALL
     rng = random.Random(seed)
     ref = JobMachine(POLICY)
     twin = JobMachine(POLICY)  # builds the commands; ref checks the store's answers
-    async with fresh_store(redis_server) as store:
+    async with fresh_store(redis_server, functions=seed % 2 == 0) as store:
         now, epoch = T0, 1
         for _ in range(80):
             batch = []
@@ -690,6 +695,21 @@ async def test_a_refused_login_is_unavailable_in_one_line(redis_server: RedisSer
     finally:
         await admin.execute("CONFIG", "SET", "requirepass", "")
         await admin.aclose()
+
+
+async def test_the_store_reloads_its_code_when_the_server_lost_it(redis_server: RedisServer) -> None:
+    for functions in (True, False):
+        async with fresh_store(redis_server, functions=functions) as store:
+            (first,) = await store.execute([submit(f"a{functions}")])
+            assert first["created"] is True
+            # When Redis forgets every function and script (a restart without persistence, a
+            # flush), Expect the next batch to load the code again and to apply as usual
+            conn = RedisConn(port=redis_server.port)
+            await conn.execute("FUNCTION", "FLUSH")
+            await conn.execute("SCRIPT", "FLUSH")
+            await conn.aclose()
+            got = await store.execute([submit(f"b{functions}"), {"op": "stats"}])
+            assert got[0]["created"] is True and got[1]["total"] == 2
 
 
 async def test_make_backend_builds_the_redis_store(redis_server: RedisServer) -> None:

@@ -1,37 +1,29 @@
 """The Lua script behind :mod:`transport.stores.redis_store` (layout and rules are documented there).
 
 One script implements every job machine command; Redis runs it atomically per chunk of commands.
+:data:`LUA` is it as an ``EVALSHA`` script; :func:`library` as a Redis Functions library (Redis 7
+and later), whose functions are built once at load rather than by every call.
 """
 
+import hashlib
 from typing import Final
 
-LUA: Final = r"""
+BODY: Final = r"""
 -- Troupe's job queue commands over Redis keys; transport/stores/redis_store.py has the layout.
 -- Arguments are read in order by arg(); PUC Lua evaluates expression lists left to right.
-local P = KEYS[1] .. ":"
-local A = ARGV
-local pos = 0
+-- A call's state: its key prefix and arguments, the retry policy, the counters (set by run()).
+local P, A, pos
+local ORDER, READY, DELAYED, RETRYING, RUNNING, IDEM, META, DEAD
+local FIXED, BASE, MAXD, MULT, JIT
+local ops, seq, qseq, epoch
+local call  -- redis.call, which a library may only take at call time
 local function arg() pos = pos + 1; return A[pos] end
-local call = redis.call
 local TWO40 = 1099511627776
-local ORDER, READY, DELAYED = P .. "order", P .. "ready", P .. "delayed"
-local RETRYING, RUNNING, IDEM, META = P .. "retrying", P .. "running", P .. "idem", P .. "meta"
-local DEAD = P .. "st:DEAD"
 local STATUSES = {"PENDING", "RUNNING", "SUCCESS", "FAILED", "RETRYING", "DEAD", "CANCELLED"}
 -- A job's fields in job_to_plain's order, then seq: row[9] is the status, row[10] the attempts.
 local FIELDS = {"id", "type", "payload", "priority", "max_retries", "timeout_seconds", "scheduled_at",
   "idempotency_key", "status", "attempts", "created_at", "updated_at", "lease_expires_at",
   "attempts_at_requeue", "requeue_count", "seq"}
-
-local FIXED = arg() == "fixed"
-local BASE, MAXD, MULT, JIT = tonumber(arg()), tonumber(arg()), tonumber(arg()), tonumber(arg())
-local NCMD = tonumber(arg())
-
-local meta = call("HMGET", META, "ops", "seq", "qseq", "epoch")
-local ops = tonumber(meta[1]) or 0
-local seq = tonumber(meta[2]) or 0
-local qseq = tonumber(meta[3]) or 0
-local epoch = meta[4] or "0"
 
 local function jk(id) return P .. "job:" .. id end
 local function tk(jtype) return P .. "type:" .. jtype end
@@ -530,17 +522,47 @@ function OPS.stats()
   return out
 end
 
-local results = {}
-local done, failure = pcall(function()
-  for c = 1, NCMD do
+local function apply_all(ncmd, results)
+  for c = 1, ncmd do
     ops = ops + 1
     results[c] = OPS[arg()]()
   end
-end)
-call("HSET", META, "ops", fmt(ops), "seq", fmt(seq), "qseq", fmt(qseq), "epoch", epoch)
-if not done then
-  if type(failure) == "table" then failure = failure.err end
-  return redis.error_reply("troupe job script failed: " .. tostring(failure))
 end
-return results
+
+-- One chunk: KEYS[1] is the prefix; ARGV the retry policy, the number of commands, then each
+-- command's op and arguments. The counters are read once and written back once.
+local function run(keys, args)
+  call, P, A, pos = redis.call, keys[1] .. ":", args, 0
+  ORDER, READY, DELAYED = P .. "order", P .. "ready", P .. "delayed"
+  RETRYING, RUNNING, IDEM, META = P .. "retrying", P .. "running", P .. "idem", P .. "meta"
+  DEAD = P .. "st:DEAD"
+  FIXED = arg() == "fixed"
+  BASE, MAXD, MULT, JIT = tonumber(arg()), tonumber(arg()), tonumber(arg()), tonumber(arg())
+  local ncmd = tonumber(arg())
+  local meta = call("HMGET", META, "ops", "seq", "qseq", "epoch")
+  ops, seq, qseq = tonumber(meta[1]) or 0, tonumber(meta[2]) or 0, tonumber(meta[3]) or 0
+  epoch = meta[4] or "0"
+  local results = {}
+  local done, failure = pcall(apply_all, ncmd, results)
+  call("HSET", META, "ops", fmt(ops), "seq", fmt(seq), "qseq", fmt(qseq), "epoch", epoch)
+  A = nil
+  if not done then
+    if type(failure) == "table" then failure = failure.err end
+    return redis.error_reply("troupe job script failed: " .. tostring(failure))
+  end
+  return results
+end
 """
+
+LUA: Final = BODY + "return run(KEYS, ARGV)\n"
+"""The body as a script for ``EVALSHA`` (its functions are built anew by every call)."""
+
+
+def library(name: str) -> str:
+    """The body as a Redis Functions library ``name`` with one function ``name`` (``FCALL``):
+    loaded once, its functions are built once, not by every call."""
+    return f"#!lua name={name}\n{BODY}redis.register_function('{name}', run)\n"
+
+
+NAME: Final = "troupe_jobs_" + hashlib.sha1(BODY.encode()).hexdigest()[:12]
+"""The library's name: one per version of the body, so nodes of two versions can share a server."""

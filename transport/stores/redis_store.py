@@ -40,9 +40,12 @@ string; a time Lua computes (a retry's ``scheduled_at``) is written with ``%.17g
 go through ``cmsgpack``, which keeps doubles. Scores stay below ``2**53``, so they are exact
 doubles (``q`` may reach ``2**40``, a trillion queue entries).
 
-Speed: a batch is cut into chunks of ``chunk`` commands; each chunk is **one** ``EVALSHA`` that
+Speed: a batch is cut into chunks of ``chunk`` commands; each chunk is **one** script call that
 applies its commands in order (so each chunk is atomic as a whole), and every chunk of a batch
 goes in one pipelined round trip. The counters are read once per chunk and written back once.
+On Redis 7 and later the script is a Redis Functions library, loaded once and called with
+``FCALL`` (its 40-odd Lua functions are built at load, not on every call: about 15 µs less per
+call); older servers get the same code by ``EVALSHA``.
 With ``appendonly yes`` and ``appendfsync always`` Redis fsyncs the append-only file before it
 replies, so an acknowledged command survives a crash of Redis.
 
@@ -77,8 +80,10 @@ from actors.jobs._plain import job_from_plain, job_to_plain
 from actors.jobs._transitions import Dispatched, apply
 from actors.jobs.machine import MAX_PAGE, OPS, CommandError, _int, _lane, _num, _opt_str, _page, _pairs, _str
 
-from ..redis_conn import RedisConn, RedisReplyError, RedisUnavailable, Script
+from ..redis_conn import Function, RedisConn, RedisReplyError, RedisUnavailable, Script
 from ._redis_lua import LUA as _LUA
+from ._redis_lua import NAME as _NAME
+from ._redis_lua import library
 from .base import StoreUnavailable
 
 DEFAULT_CHUNK: Final = 256
@@ -108,6 +113,7 @@ Decoder = Callable[[Any], dict[str, Any]]
 
 
 _SCRIPT: Final = Script(_LUA)
+_FUNCTION: Final = Function(_NAME, library(_NAME))
 
 
 class RedisJobStore:
@@ -120,6 +126,8 @@ class RedisJobStore:
             sharing a queue should use the same one.
         chunk: commands per script call (each call is atomic and blocks Redis while it runs).
         timeout: seconds a batch may wait for Redis before it counts as unavailable.
+        functions: call the code as a Redis Functions library (``FCALL``) or as a script
+            (``EVALSHA``); None (the default) uses functions when the server has them.
     """
 
     def __init__(
@@ -134,6 +142,7 @@ class RedisJobStore:
         chunk: int = DEFAULT_CHUNK,
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
+        functions: bool | None = None,
     ) -> None:
         if not prefix:
             raise ValueError("the redis job store needs a non-empty key prefix, e.g. 'troupe'")
@@ -143,7 +152,8 @@ class RedisJobStore:
         self.prefix = prefix
         self.chunk = chunk
         self._conn = RedisConn(host, port, db, password, connect_timeout=connect_timeout, timeout=timeout)
-        self._conn.register(_SCRIPT)
+        self._functions = functions
+        self._code: Script | Function = _SCRIPT
         self._open = False
         p = self.policy
         self._header: Tokens = [
@@ -167,7 +177,16 @@ class RedisJobStore:
         """
         try:
             await self._conn.connect()
-            await self._conn.execute("SCRIPT", "LOAD", _SCRIPT.source)
+            self._code = _SCRIPT
+            if self._functions is not False:
+                loaded = await self._conn.pipeline([_FUNCTION.load()], raise_errors=False)
+                if not isinstance(loaded[0], RedisReplyError):
+                    self._code = _FUNCTION
+                elif self._functions or not _lacks_functions(loaded[0]):
+                    raise loaded[0]
+            if self._code is _SCRIPT:
+                await self._conn.execute(*_SCRIPT.load())
+            self._conn.register(self._code)
             self._open = True
         except RedisUnavailable as e:
             raise StoreUnavailable(f"job store: {e}") from None
@@ -200,7 +219,7 @@ class RedisJobStore:
             args: Tokens = [*self._header, str(len(part))]
             for tokens, _ in part:
                 args.extend(tokens)
-            calls.append(_SCRIPT.command((self.prefix,), args))
+            calls.append(self._code.command((self.prefix,), args))
         try:
             replies = await self._conn.pipeline(calls)
         except RedisUnavailable as e:
@@ -214,6 +233,11 @@ class RedisJobStore:
             for (_, decode), answer in zip(encoded[start : start + self.chunk], reply):
                 results.append(decode(answer))
         return results
+
+
+def _lacks_functions(error: RedisReplyError) -> bool:
+    """True if ``error`` answered ``FUNCTION LOAD`` because the server predates Redis 7."""
+    return str(error).lower().startswith("err unknown command")
 
 
 # --- commands to script arguments, replies to results ----------------------------------------
