@@ -190,6 +190,7 @@ class JobClient:
             connect_timeout=2.0,
             max_frame=64 * 1024 * 1024,  # as a node's (transport.node_cli.NODE_MAX_FRAME)
             ssl_client=ssl_client,
+            write_through=True,  # a lone request leaves at once, with no scheduler pass
         )
         self._current = 0
         self._next_req = 1

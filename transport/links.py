@@ -129,6 +129,8 @@ class Outbox:
         self.frames: deque[bytes] = deque()
         self.wake = trio.Event()
         self.connected = False
+        self.direct: int | None = None  # the socket's fd while its writer waits with nothing queued
+        self.last_direct = float("-inf")  # trio time of the last frame written by the sender itself
 
     def put(self, data: bytes) -> bool:
         """Queue ``data``; False if the oldest frame had to be dropped for it."""

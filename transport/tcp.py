@@ -11,6 +11,11 @@ per direction. The one exception is a **job client** (:class:`~transport.jobs_cl
 Outbound (one :class:`~transport.links.Outbox` per peer, created on the first send to it):
   - ``send`` encodes the envelope and appends the frame to the peer's bounded outbox; when it
     is full the **oldest** frame is dropped and counted (fresh heartbeats beat stale ones);
+  - with ``write_through`` (job clients), a frame sent while its plain-TCP connection is idle
+    (nothing queued, the writer waiting, no such write in the last :data:`WRITE_THROUGH_GAP`)
+    is written at once by ``send`` itself with one non-blocking write, so a lone request costs
+    no scheduler pass; what the kernel does not take is queued for the writer, and a burst of
+    sends is batched as usual;
   - one writer task per peer connects lazily (address from the map ``peers``), does the
     handshake, then drains the outbox, joining every pending frame (up to ``max_batch_bytes``)
     into a single ``send_all``; a reader on the same connection notices a dead peer at once
@@ -50,6 +55,7 @@ as ``tcp.*`` events (``ws.*`` for WebSocket): ``link_up``, ``link_down``, ``refu
 
 from __future__ import annotations
 
+import os
 import random
 import ssl
 from collections.abc import Mapping
@@ -72,6 +78,9 @@ from .links import Refuse as Refuse
 from .links import Refused as Refused
 from .links import parse_address as parse_address
 from .tls import TlsHandshakeError, reason, wrap_client, wrap_server
+
+WRITE_THROUGH_GAP = 0.0002
+"""Seconds after a frame written by ``send`` itself during which the next ones are batched."""
 
 
 class TcpTransport(Transport):
@@ -99,6 +108,8 @@ class TcpTransport(Transport):
         ssl_server: TLS for accepted connections (:func:`transport.tls.server_context`).
         ssl_client: TLS for dialled connections (:func:`transport.tls.client_context`).
         clients_only: refuse nodes, accept only clients (nodes link over another transport).
+        write_through: write a frame at once from ``send`` when its connection is idle (see
+            the module docstring); job clients use it, nodes batch everything.
     """
 
     EVENTS = "tcp"
@@ -124,6 +135,7 @@ class TcpTransport(Transport):
         ssl_server: ssl.SSLContext | None = None,
         ssl_client: ssl.SSLContext | None = None,
         clients_only: bool = False,
+        write_through: bool = False,
     ):
         self.node_id = node_id
         self.cluster = cluster
@@ -142,6 +154,7 @@ class TcpTransport(Transport):
         self.ssl_server = ssl_server
         self.ssl_client = ssl_client
         self.clients_only = clients_only
+        self.write_through = write_through
         self.stats = TransportStats()
         self.listen_address: Address | None = None
         self._links: dict[str, Outbox] = {}
@@ -199,7 +212,21 @@ class TcpTransport(Transport):
                 return False
             link = self._links[dst.node] = Outbox(dst.node, self.outbox_size)
             self._nursery.start_soon(self._link_loop, link)
-        ok = link.put(frame(body))
+        data = frame(body)
+        if link.direct is not None and not link.frames:
+            now = trio.current_time()
+            if now - link.last_direct >= WRITE_THROUGH_GAP:
+                link.last_direct = now
+                try:
+                    written = os.write(link.direct, data)
+                except OSError:  # full (BlockingIOError) or broken: the writer takes over
+                    written = 0
+                if written == len(data):
+                    self.stats.sent += 1
+                    self.stats.batches += 1
+                    return True
+                data = data[written:]
+        ok = link.put(data)
         if not ok:
             self.stats.dropped_outbox_full += 1
         return ok
@@ -366,9 +393,14 @@ class TcpTransport(Transport):
         scope.cancel()
 
     async def _write_loop(self, stream: trio.abc.SendStream, link: Outbox, scope: trio.CancelScope) -> None:
+        direct = stream.socket.fileno() if self.write_through and type(stream) is trio.SocketStream else None
         try:
             while True:
-                await link.wait_nonempty()
+                link.direct = direct  # send() may write while this task waits with nothing queued
+                try:
+                    await link.wait_nonempty()
+                finally:
+                    link.direct = None
                 await trio.sleep(0)  # let concurrent senders add to this batch
                 batch = link.take(self.max_batch_bytes)
                 await stream.send_all(b"".join(batch))

@@ -100,6 +100,39 @@ async def test_many_sends_are_batched_and_all_arrive_in_order() -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_write_through_sends_a_lone_frame_at_once_and_batches_bursts() -> None:
+    events = EventLog()
+    async with trio.open_nursery() as nursery:
+        a = await start(nursery, "a", events, write_through=True)
+        b = await start(nursery, "b", events)
+        link(a, b)
+        src, dst = refs("a", "b")
+        a.transport.send(src, dst, Note(0, "connect"))
+        assert await wait_for(lambda: len(b.got) == 1)
+        await trio.sleep(0.01)  # the writer is idle again
+        # Given an idle connection, When a frame is sent, Expect it written before send returns
+        stats = a.transport.stats
+        before = (stats.sent, stats.batches)
+        a.transport.send(src, dst, Note(1, "now"))
+        assert (stats.sent, stats.batches) == (before[0] + 1, before[1] + 1)
+        # When 200 more follow at once, Expect them batched by the writer, all in order
+        for i in range(2, 202):
+            a.transport.send(src, dst, Note(i, "burst"))
+        assert await wait_for(lambda: len(b.got) == 202)
+        assert [m.seq for _s, _d, m in b.got] == list(range(202))
+        assert stats.batches - before[1] < 20, stats
+        # A frame larger than the kernel takes at once is finished by the writer, intact
+        await trio.sleep(0.01)
+        big = "x" * (3 << 20)
+        before = stats.batches
+        a.transport.send(src, dst, Note(202, big))
+        a.transport.send(src, dst, Note(203, "after"))
+        assert await wait_for(lambda: len(b.got) == 204, timeout=30)
+        assert b.got[202][2] == Note(202, big) and b.got[203][2] == Note(203, "after")
+        assert stats.batches - before >= 2  # part written by send, the rest by the writer
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_full_outbox_drops_the_oldest_and_counts() -> None:
     events = EventLog()
     async with trio.open_nursery() as nursery:
