@@ -17,7 +17,7 @@ from actors import Actor, ActorRef, Context, JobDone, message
 from actors.heartbeat import HeartbeatConfig, blueprint
 from transport.events import EventLog
 from transport.memory import MemoryHub
-from transport.runtime import NodeRuntime, Processor
+from transport.runtime import HANDOFF_DEPTH, NodeRuntime, Processor
 from transport.store import replay
 
 
@@ -211,12 +211,19 @@ async def test_full_mailbox_drops_and_counts() -> None:
     async with trio.open_nursery() as nursery:
         rt = await start_node(nursery, hub, "n1", one_actor("f", Fragile), events, mailbox_size=4)
         ref = ActorRef("n1", "f")
+        await trio.sleep(0.05)  # the actor waits on its mailbox
+        # Given an idle actor, Expect every message handled at once (handed off): none queued
+        assert all(rt.tell(ref, Note(f"direct{i}")) for i in range(10))
+        assert len(events.find("noted")) == 10 and rt.stats.dropped_mailbox_full == 0
+        # When messages must queue (as deep in a chain of hand-offs), Expect 4 held, the rest dropped
+        rt._depth = HANDOFF_DEPTH
         results = [rt.tell(ref, Note(str(i))) for i in range(10)]  # no checkpoint in between
+        rt._depth = 0
         accepted = results.count(True)
         assert accepted in (4, 5)  # a waiting receiver may take one item directly
         assert rt.stats.dropped_mailbox_full == 10 - accepted
         assert len(events.find("runtime.mailbox_full", actor="f")) == 1  # one line, rate limited
-        assert await wait_for(lambda: len(events.find("noted")) == accepted)
+        assert await wait_for(lambda: len(events.find("noted")) == 10 + accepted)
         nursery.cancel_scope.cancel()
 
 
@@ -349,4 +356,82 @@ async def test_a_send_after_a_sync_waits_for_the_write_to_be_durable_even_in_a_b
         assert all(reader.durable_when_told)
         store = rt.store.for_actor("writer")
         assert store.syncs < 200, store.syncs
+        nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------ direct hand-off
+
+
+class Relay(Actor):
+    """Notes what it gets; "self:N" sends itself N more notes, "pass" hands to the next actor,
+    "stop-then-pass" stops actor "late" and then tells "last"."""
+
+    def __init__(self, nxt: str | None = None) -> None:
+        self.nxt = nxt
+
+    def receive(self, ctx: Context, msg: Any) -> None:
+        ctx.emit("relay.got", text=msg.text)
+        if msg.text.startswith("self:"):
+            for i in range(int(msg.text[5:])):
+                ctx.send(ctx.self_ref, Note(f"mine{i}"))
+        elif msg.text == "pass" and self.nxt is not None:
+            ctx.send(ActorRef(ctx.node_id, self.nxt), Note("pass"))
+        elif msg.text == "stop-then-pass":
+            ctx.stop("late")
+            ctx.send(ActorRef(ctx.node_id, "last"), Note("after the stop"))
+
+
+class Late(Actor):
+    def receive(self, ctx: Context, msg: Any) -> None:
+        pass
+
+    def on_stop(self, ctx: Context) -> None:
+        ctx.emit("late.stopped")
+
+
+def relays(node_id: str) -> Mapping[str, Actor]:
+    chain: dict[str, Actor] = {f"r{i}": Relay(f"r{i + 1}") for i in range(6)}
+    return {**chain, "r6": Relay(), "late": Late(), "last": Relay()}
+
+
+async def test_a_handed_off_message_keeps_the_actors_order() -> None:
+    hub, events = MemoryHub(), EventLog()
+    async with trio.open_nursery() as nursery:
+        rt = await start_node(nursery, hub, "n1", relays, events)
+        await trio.sleep(0.05)  # every actor waits on its mailbox
+        # Given an idle actor, When it is told something, Expect it handled before tell returns
+        rt.tell(ActorRef("n1", "r0"), Note("self:3"))
+        assert [e["text"] for e in events.find("relay.got", actor="r0")] == ["self:3"]
+        # and what it sent itself meanwhile, and what comes next, queued behind, in order
+        rt.tell(ActorRef("n1", "r0"), Note("next"))
+        want = ["self:3", "mine0", "mine1", "mine2", "next"]
+        assert await wait_for(lambda: [e["text"] for e in events.find("relay.got", actor="r0")] == want)
+        # When a message is passed down a chain of seven idle actors, Expect the first
+        # HANDOFF_DEPTH hops at once, and every actor to get it in the end
+        rt.tell(ActorRef("n1", "r0"), Note("pass"))
+        now = {e["actor"] for e in events.find("relay.got", text="pass")}
+        assert now == {f"r{i}" for i in range(HANDOFF_DEPTH)}
+        assert await wait_for(lambda: len(events.find("relay.got", text="pass")) == 7)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_stop_in_a_handed_off_message_runs_before_what_follows_it() -> None:
+    hub, events = MemoryHub(), EventLog()
+    async with trio.open_nursery() as nursery:
+        rt = await start_node(nursery, hub, "n1", relays, events)
+        await trio.sleep(0.05)
+        # When an idle actor's handler stops another actor, then sends, Expect the stop (with
+        # its on_stop) to complete before the send, in the actor's own task
+        rt.tell(ActorRef("n1", "r1"), Note("stop-then-pass"))
+        rt.tell(ActorRef("n1", "r1"), Note("queued behind"))
+        assert await wait_for(lambda: events.find("relay.got", actor="r1", text="queued behind"))
+        kinds = ("late.stopped", "relay.got")
+        seen = [(e["kind"], e.get("text")) for e in events.records if e["kind"] in kinds]
+        assert seen == [
+            ("relay.got", "stop-then-pass"),
+            ("late.stopped", None),
+            ("relay.got", "after the stop"),
+            ("relay.got", "queued behind"),  # the actor's next message waited for all of it
+        ]
+        assert "late" not in rt.actor_names()
         nursery.cancel_scope.cancel()
