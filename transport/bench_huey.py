@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .bench_jobs import _percentile
+from .bench_jobs import _percentile, summary
 from .redis_server import RedisServer
 from .service_settings import ConfigError
 
@@ -161,28 +160,16 @@ def bench_huey(spec: HueyBenchSpec, repeat: int = 1, say: Callable[[str], None] 
             f"lost {run['lost']}, duplicates {run['duplicates']}"
         )
         runs.append(run)
-
-    def med(key: str) -> float:
-        return float(statistics.median(r[key] for r in runs))
-
-    def spread(key: str, digits: int) -> list[float]:
-        return [round(min(r[key] for r in runs), digits), round(max(r[key] for r in runs), digits)]
-
     return {
         "system": "huey",
         "store": "redis",
         "n": spec.n,
-        "jobs_per_s": round(med("jobs_per_s")),
-        "p50_ms": round(med("p50_ms"), 2),
-        "p99_ms": round(med("p99_ms"), 2),
-        "lost": sum(r["lost"] for r in runs),
-        "duplicates": sum(r["duplicates"] for r in runs),
+        **summary(runs),
         "workers": spec.workers,
         "rate": spec.rate,
         "latency_jobs": spec.latency_jobs,
         "redis_fsync": spec.redis_fsync,
         "repeat": repeat,
-        "spread": {k: spread(k, 0 if k == "jobs_per_s" else 2) for k in ("jobs_per_s", "p50_ms", "p99_ms")},
     }
 
 

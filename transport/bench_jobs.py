@@ -421,6 +421,24 @@ def bench_jobs(spec: JobsBenchSpec, repeat: int = 1, say: Callable[[str], None] 
             f"{run['p99_ms']:.1f} ms; lost {run['lost']}, duplicates {run['duplicates']}"
         )
         runs.append(run)
+    return {
+        "store": spec.store,
+        "n": spec.n,
+        **summary(runs),
+        "extra_attempts": sum(r["extra_attempts"] for r in runs),
+        "nodes": spec.nodes,
+        "workers": spec.workers,
+        "rate": spec.rate,
+        "latency_jobs": spec.latency_jobs,
+        "window": spec.window,
+        "repeat": repeat,
+        **({"redis_fsync": spec.redis_fsync} if spec.store == "redis" else {}),
+    }
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Over ``runs``: the medians of jobs/s, submits/s, p50 and p99 with the min-max ``spread``
+    of the first three figures, and the lost and duplicated jobs summed."""
 
     def med(key: str) -> float:
         return float(statistics.median(r[key] for r in runs))
@@ -429,22 +447,12 @@ def bench_jobs(spec: JobsBenchSpec, repeat: int = 1, say: Callable[[str], None] 
         return [round(min(r[key] for r in runs), digits), round(max(r[key] for r in runs), digits)]
 
     return {
-        "store": spec.store,
-        "n": spec.n,
         "jobs_per_s": round(med("jobs_per_s")),
+        "submit_per_s": round(med("submit_per_s")),
         "p50_ms": round(med("p50_ms"), 2),
         "p99_ms": round(med("p99_ms"), 2),
         "lost": sum(r["lost"] for r in runs),
         "duplicates": sum(r["duplicates"] for r in runs),
-        "extra_attempts": sum(r["extra_attempts"] for r in runs),
-        "submit_per_s": round(med("submit_per_s")),
-        "nodes": spec.nodes,
-        "workers": spec.workers,
-        "rate": spec.rate,
-        "latency_jobs": spec.latency_jobs,
-        "window": spec.window,
-        "repeat": repeat,
-        **({"redis_fsync": spec.redis_fsync} if spec.store == "redis" else {}),
         "spread": {
             "jobs_per_s": spread("jobs_per_s", 0),
             "p50_ms": spread("p50_ms", 2),
