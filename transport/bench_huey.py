@@ -90,15 +90,19 @@ def run_once(spec: HueyBenchSpec) -> dict[str, Any]:
     log = tmp / "starts"
     try:
         redis.start()
-        os.environ["TROUPE_HUEY_PORT"] = str(redis.port)
-        os.environ["TROUPE_BENCH_LOG"] = str(log)
-        from . import bench_huey_tasks as tasks  # reads the port above, once
+        from . import bench_huey_tasks as tasks
 
+        # this process only enqueues: point its connection at this run's server
         tasks.huey.storage.conn.connection_pool.reset()
         tasks.huey.storage.conn.connection_pool.connection_kwargs["port"] = redis.port
         argv = [sys.executable, "-m", "huey.bin.huey_consumer", "transport.bench_huey_tasks.huey"]
         argv += ["-w", str(spec.workers), "-k", "process", "-q"]
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        env = {
+            **os.environ,
+            "TROUPE_HUEY_PORT": str(redis.port),
+            "TROUPE_BENCH_LOG": str(log),
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        }
         consumer = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         warm = [f"w{i}" for i in range(WARMUP)]
         for key in warm:

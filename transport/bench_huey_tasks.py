@@ -1,7 +1,8 @@
 """The Huey app of ``troupe bench huey``: one no-op task that records its start.
 
 Loaded by ``huey_consumer transport.bench_huey_tasks.huey`` and by the bench's producer. The
-Redis port comes from ``TROUPE_HUEY_PORT``; each start appends ``<key> <time.time()>`` to
+consumer's Redis port comes from ``TROUPE_HUEY_PORT`` (the producer points its own connection at
+each run's server); each start appends ``<key> <time.time()>`` to
 ``<TROUPE_BENCH_LOG>.<pid>`` with one unbuffered write, as cheap as Troupe's start log.
 """
 

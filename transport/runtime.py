@@ -434,9 +434,7 @@ class NodeRuntime:
                         if current is None or current[0] != gen:
                             continue  # cancelled or replaced after it fired
                         del cell.timers[key]
-                    self.stats.delivered += 1
-                    effects = self._call(cell, sender, type(msg).__name__, cell.actor.receive, cell.ctx, msg)
-                    await self._execute(cell, effects)
+                    await self._execute(cell, self._receive(cell, sender, msg))
                 nursery.cancel_scope.cancel()
 
     async def _flusher(self, cell: _Cell) -> None:
@@ -478,6 +476,11 @@ class NodeRuntime:
         """Wait until every Sync requested so far is durable (or has failed)."""
         while cell.syncs_settled < cell.syncs_requested:
             await cell.sync_done.wait()
+
+    def _receive(self, cell: _Cell, sender: ActorRef | None, msg: Any) -> list[Effect]:
+        """Deliver ``msg`` to the actor of ``cell``; the effects of its ``receive``."""
+        self.stats.delivered += 1
+        return self._call(cell, sender, type(msg).__name__, cell.actor.receive, cell.ctx, msg)
 
     def _call(
         self, cell: _Cell, sender: ActorRef | None, what: str, fn: Callable[..., None], *args: Any
@@ -533,9 +536,7 @@ class NodeRuntime:
         cell.busy = True
         self._depth += 1
         try:
-            self.stats.delivered += 1
-            sender, msg = item[0], item[1]
-            effects = self._call(cell, sender, type(msg).__name__, cell.actor.receive, cell.ctx, msg)
+            effects = self._receive(cell, item[0], item[1])
             for i, eff in enumerate(effects):
                 if type(eff) is Stop:  # awaited by the actor's task, before its next message
                     cell.pending += 1
