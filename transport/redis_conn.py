@@ -17,7 +17,8 @@ cancels a call here at any ``await``, and the connection is then simply dropped.
   so a call checks for cancellation on entry, takes a free lock with ``acquire_nowait``, sends
   with a non-blocking ``send`` (``wait_writable`` only if the kernel buffer is full), and
   yields once, in ``wait_readable`` for the first reply bytes; later reads try ``recv`` before
-  waiting again.
+  waiting again. Work the caller can do before the replies (``while_waiting``) runs between the
+  send and that wait, while the server works.
 - **Concurrency**: a ``trio.Lock`` serialises round trips (a call that finds it held waits in
   ``acquire``, FIFO), so tasks can share one connection; replies always match the requests
   they answer.
@@ -43,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import hiredis
@@ -193,7 +194,13 @@ class RedisConn:
         """
         return (await self.pipeline([args]))[0]
 
-    async def pipeline(self, commands: Sequence[Command], *, raise_errors: bool = True) -> list[Any]:
+    async def pipeline(
+        self,
+        commands: Sequence[Command],
+        *,
+        raise_errors: bool = True,
+        while_waiting: Callable[[], object] | None = None,
+    ) -> list[Any]:
         """Run ``commands`` in one round trip and return their replies, in order.
 
         Args:
@@ -201,6 +208,9 @@ class RedisConn:
                 a registered :class:`Function`) is loaded and re-sent if the server lacks it.
             raise_errors: raise the first error reply (after reading every reply); if False,
                 error replies are returned in the list as :class:`RedisReplyError` values.
+            while_waiting: called once the commands are sent, before waiting for the replies:
+                the caller's own work then overlaps the server's (an exception from it drops
+                the connection, as a cancel does, and propagates).
 
         Raises:
             RedisUnavailable: the server cannot be reached or did not answer in time (the
@@ -211,7 +221,7 @@ class RedisConn:
             return []
         await self._acquire()
         try:
-            replies = await self._roundtrip(commands)
+            replies = await self._roundtrip(commands, while_waiting)
             missing = [i for i, r in enumerate(replies) if self._reloadable(commands[i], r)]
             if missing:
                 keys = list(dict.fromkeys(str(commands[i][1]) for i in missing))
@@ -313,15 +323,17 @@ class RedisConn:
                 raise RedisReplyError(f"{reply} (redis at {self.address} refused {name})")
         return sock
 
-    async def _roundtrip(self, commands: Sequence[Command]) -> list[Any]:
+    async def _roundtrip(
+        self, commands: Sequence[Command], while_waiting: Callable[[], object] | None = None
+    ) -> list[Any]:
         sock = self._sock
         if sock is None:
             sock = await self._ensure()
         try:
             if self.timeout is None:
-                return await self._exchange(sock, commands)
+                return await self._exchange(sock, commands, while_waiting)
             with trio.fail_after(self.timeout):
-                return await self._exchange(sock, commands)
+                return await self._exchange(sock, commands, while_waiting)
         except trio.TooSlowError:
             self._drop()
             raise RedisUnavailable(
@@ -334,8 +346,14 @@ class RedisConn:
             self._drop()  # cancelled mid-call: unread replies would answer the next call
             raise
 
-    async def _exchange(self, sock: socket.socket, commands: Sequence[Command]) -> list[Any]:
-        """Send ``commands`` and read their replies, yielding to trio once if nothing blocks."""
+    async def _exchange(
+        self,
+        sock: socket.socket,
+        commands: Sequence[Command],
+        while_waiting: Callable[[], object] | None = None,
+    ) -> list[Any]:
+        """Send ``commands``, call ``while_waiting`` and read the replies, yielding to trio once
+        if nothing blocks."""
         # hiredis' stub types pack_command's argument as a 1-tuple; any length works.
         pack: Any = hiredis.pack_command
         if len(commands) == 1:
@@ -348,6 +366,8 @@ class RedisConn:
             while sent < len(request):
                 await trio.lowlevel.wait_writable(sock)
                 sent += _send_some(sock, view[sent:])
+        if while_waiting is not None:
+            while_waiting()
         reader = self._reader
         replies: list[Any] = []
         wanted = len(commands)

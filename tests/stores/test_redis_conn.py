@@ -160,3 +160,25 @@ async def test_password_and_database(redis_server: RedisServer) -> None:
     finally:
         await admin.execute("CONFIG", "SET", "requirepass", "")
         await admin.aclose()
+
+
+async def test_while_waiting_runs_after_the_send_and_before_the_replies(redis_server: RedisServer) -> None:
+    conn = RedisConn(port=redis_server.port)
+    await conn.execute("DEL", "conn:ww")
+    seen: list[object] = []
+
+    # Given a hook, Expect it to run once per call (not per reply) and the replies unchanged
+    def hook() -> None:
+        seen.append("hook")
+
+    replies = await conn.pipeline([("INCR", "conn:ww"), ("BLPOP", "conn:none", "0.05")], while_waiting=hook)
+    assert replies == [1, None] and seen == ["hook"]
+
+    # When the hook raises, Expect the error to propagate and the connection to stay in step
+    def broken() -> None:
+        raise ZeroDivisionError("bug in the hook")
+
+    with pytest.raises(ZeroDivisionError):
+        await conn.pipeline([("INCR", "conn:ww")], while_waiting=broken)
+    assert await conn.execute("INCR", "conn:ww") == 3
+    await conn.aclose()

@@ -112,6 +112,27 @@ Tokens = list[str | bytes]
 Decoder = Callable[[Any], dict[str, Any]]
 
 
+class _Prepared:
+    """A decoder with work (``prepare``) that :meth:`RedisJobStore.execute` does while Redis
+    runs the script, instead of after its reply: a result the reply only selects among."""
+
+    __slots__ = ("_decode", "_prepare", "_ready")
+
+    def __init__(self, prepare: Callable[[], None], decode: Decoder) -> None:
+        self._prepare = prepare
+        self._decode = decode
+        self._ready = False
+
+    def prepare(self) -> None:
+        if not self._ready:
+            self._ready = True
+            self._prepare()
+
+    def __call__(self, reply: Any) -> dict[str, Any]:
+        self.prepare()
+        return self._decode(reply)
+
+
 _SCRIPT: Final = Script(_LUA)
 _FUNCTION: Final = Function(_NAME, library(_NAME))
 
@@ -220,8 +241,14 @@ class RedisJobStore:
             for tokens, _ in part:
                 args.extend(tokens)
             calls.append(self._code.command((self.prefix,), args))
+        prepared = [decode for _, decode in encoded if isinstance(decode, _Prepared)]
+
+        def while_waiting() -> None:
+            for decode in prepared:
+                decode.prepare()
+
         try:
-            replies = await self._conn.pipeline(calls)
+            replies = await self._conn.pipeline(calls, while_waiting=while_waiting if prepared else None)
         except RedisUnavailable as e:
             raise StoreUnavailable(f"job store: {e}") from None
         except RedisReplyError as e:
@@ -308,28 +335,34 @@ def _submit(cmd: dict[str, Any]) -> tuple[Tokens, Decoder]:
         tokens.append("0")
     else:
         tokens += ["1", str(lane["epoch"]), _time(lane["at"]), _time(lane["lease_until"]), lane["worker"]]
-    plain = job_to_plain(job)
+    made: dict[str, dict[str, Any]] = {}
+
+    def prepare() -> None:
+        # The job as created and, for the lane, as dispatched: the machine's transitions,
+        # built while the script runs (they are what it writes).
+        made["plain"] = job_to_plain(job)
+        if lane is not None:
+            started = Dispatched(worker=lane["worker"], at=lane["at"], lease_expires_at=lane["lease_until"])
+            made["running"] = job_to_plain(apply(job, started))
 
     def decode(reply: Any) -> dict[str, Any]:
         if reply[0] == 0:
             return {"job": _job(reply[1]), "created": False}
+        plain = made["plain"]
         if len(reply) == 1:
             return {"job": plain, "created": True}
         outcome, epoch = _LANE_OUTCOMES[reply[1]], int(reply[2])
         if outcome != "dispatched":
             return {"job": plain, "created": True, "lane": outcome, "epoch": epoch}
-        assert lane is not None
-        started = Dispatched(worker=lane["worker"], at=lane["at"], lease_expires_at=lane["lease_until"])
-        running = job_to_plain(apply(job, started))  # what the script wrote, as the machine has it
         return {
-            "job": running,
+            "job": made["running"],
             "created": True,
             "lane": outcome,
             "epoch": epoch,
             "left_best": reply[3] or None,
         }
 
-    return tokens, decode
+    return tokens, _Prepared(prepare, decode)
 
 
 _LANE_OUTCOMES: Final = ("fenced", "queued", "dispatched")
