@@ -42,6 +42,13 @@ Effects:
   CancelJob  cancels that task's scope (keyed by the reply-to actor and job id); the
              processor sees ``trio.Cancelled`` and ``JobDone`` says ``cancelled: <reason>``.
 
+Borrowed jobs: a task about to deliver messages that may start a job (the store service
+answering a batch of replies) can take the first such job and run it itself
+(:meth:`NodeRuntime.borrow_job`, then :meth:`NodeRuntime.run_borrowed`), leaving its own loop to
+a successor task it starts: the job then starts without waiting for a scheduler pass, which is
+what a fast-lane job's submit-to-start is made of. A borrowed job runs under a cancel scope the
+runtime cancels when it stops or crashes, as it cancels the jobs in its own tasks.
+
 Executors: ``set_executor(name, executor)`` hands actor ``name``'s ``ExecuteJob`` and
 ``CancelJob`` effects to an :class:`Executor` instead (the pull-worker registry,
 :mod:`transport.pull_workers`, queues them for external processes). The executor is called in
@@ -75,7 +82,7 @@ import contextlib
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -194,6 +201,13 @@ class _Cell:
 
 
 @dataclass(eq=False, slots=True)
+class Borrowed:
+    """What :meth:`NodeRuntime.borrow_job` took: the job the caller must run, if any."""
+
+    job: ExecuteJob | None = None
+
+
+@dataclass(eq=False, slots=True)
 class _Service:
     inbox: trio.MemorySendChannel[ServiceItem]
     capacity: int
@@ -243,6 +257,8 @@ class NodeRuntime:
         self._jobs: dict[tuple[str, str], tuple[trio.CancelScope, list[str]]] = {}
         self._executors: dict[str, Executor] = {}
         self._depth = 0  # direct hand-offs under way in the current call chain
+        self._borrow: Borrowed | None = None  # the taker of the next ExecuteJob, if any
+        self._borrowed_scopes: set[trio.CancelScope] = set()
         self._nursery: trio.Nursery | None = None
         self._stop_requested = trio.Event()
         self._graceful = True
@@ -274,6 +290,7 @@ class NodeRuntime:
                         await self._stop_actor(name)
             await self.transport.aclose()
             nursery.cancel_scope.cancel()
+            self._cancel_borrowed()
         for name in list(self._services):
             self.remove_service(name)
         self.running = False
@@ -289,6 +306,46 @@ class NodeRuntime:
         self._stop_requested.set()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+        self._cancel_borrowed()
+
+    @contextlib.contextmanager
+    def borrow_job(self) -> Iterator[Borrowed]:
+        """Within this block, take the first ``ExecuteJob`` (of the built-in processors) that
+        the caller's deliveries produce instead of starting it in a task of its own.
+
+        The caller then owes it a :meth:`run_borrowed` (``borrowed.job``); if the block ends with
+        an exception, the job is started as usual. Blocks do not nest: an inner one takes nothing.
+        """
+        borrowed = Borrowed()
+        if self._borrow is not None:
+            yield borrowed
+            return
+        self._borrow = borrowed
+        try:
+            yield borrowed
+        except BaseException:
+            if borrowed.job is not None:
+                self._start_job(borrowed.job)
+                borrowed.job = None
+            raise
+        finally:
+            self._borrow = None
+
+    async def run_borrowed(self, job: ExecuteJob) -> None:
+        """Run a job taken with :meth:`borrow_job` in the calling task, as its own task would
+        (timeout, cancellation, ``JobDone``), cancelled when the runtime stops or crashes."""
+        with trio.CancelScope() as scope:
+            self._borrowed_scopes.add(scope)
+            if not self.running:
+                scope.cancel()
+            try:
+                await self._run_job(job)
+            finally:
+                self._borrowed_scopes.discard(scope)
+
+    def _cancel_borrowed(self) -> None:
+        for scope in list(self._borrowed_scopes):
+            scope.cancel()
 
     # ---------------------------------------------------------------- actors
 
@@ -589,9 +646,10 @@ class NodeRuntime:
             assert isinstance(eff, ExecuteJob)
             if self._executors and cell.name in self._executors:
                 self._hand_over(cell.name, eff)
+            elif self._borrow is not None and self._borrow.job is None:
+                self._borrow.job = eff
             else:
-                assert self._nursery is not None
-                self._nursery.start_soon(self._run_job, eff)
+                self._start_job(eff)
         elif t is CancelJob:
             assert isinstance(eff, CancelJob)
             running = self._jobs.get((cell.name, eff.job_id))
@@ -694,6 +752,10 @@ class NodeRuntime:
                 except BaseException:
                     cell.pending -= 1
                     raise
+
+    def _start_job(self, job: ExecuteJob) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_job, job)
 
     def _hand_over(self, name: str, job: ExecuteJob) -> None:
         self.stats.jobs_run += 1

@@ -24,6 +24,11 @@ requests of different nodes always do; each one is applied atomically and answer
 durable, and every command is idempotent. A backend that holds the queue itself (SQLite,
 memory) is given once: one lane.
 
+A job its answers start (a fast-lane submit dispatched to this node's worker) is borrowed from
+the runtime (:meth:`~transport.runtime.NodeRuntime.borrow_job`): the lane starts a successor
+lane and runs the job itself, so the job starts right after the store's reply instead of a
+scheduler pass later.
+
 If the backend is unavailable (:class:`~transport.stores.StoreUnavailable`) every request of
 the batch is answered ``{"error": "store unavailable: <why>"}`` (nothing was applied; the
 requesters retry) and the loop goes on with the next batch. Any other exception from the
@@ -48,7 +53,7 @@ from typing import Any
 
 import trio
 
-from actors import ActorRef
+from actors import ActorRef, ExecuteJob
 from actors.jobs.protocol import STORE, UNAVAILABLE, StoreReply, StoreRequest
 
 from .runtime import NodeRuntime, ServiceItem
@@ -116,10 +121,8 @@ class StoreService:
                 opened.append(backend)
             task_status.started()
             async with inbox, trio.open_nursery() as nursery:
-                for backend in self.backends[1:]:
-                    nursery.start_soon(self._lane, runtime, me, backend, inbox)
-                await self._lane(runtime, me, self.backends[0], inbox)
-                nursery.cancel_scope.cancel()
+                for backend in self.backends:
+                    nursery.start_soon(self._lane, runtime, me, backend, inbox, nursery)
         finally:
             runtime.remove_service(STORE)
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
@@ -149,28 +152,37 @@ class StoreService:
         me: ActorRef,
         backend: JobStoreBackend,
         inbox: trio.MemoryReceiveChannel[ServiceItem],
+        nursery: trio.Nursery,
     ) -> None:
         """Take a batch of what is queued (the scheduler's commands first), apply it with
-        ``backend`` and answer; until the channel ends."""
+        ``backend`` and answer; until the channel ends (then every lane is cancelled), or until
+        an answer starts a job, which this task runs after starting its successor."""
         while True:
             ended = self._take_queued(inbox)
             if not self._urgent and not self._normal:
                 if ended:
+                    nursery.cancel_scope.cancel()
                     return
                 try:
                     self._queue(await inbox.receive())
                 except (trio.EndOfChannel, trio.ClosedResourceError):
+                    nursery.cancel_scope.cancel()
                     return
                 self._take_queued(inbox)
             batch: list[ServiceItem] = []
             for queue in (self._urgent, self._normal):
                 while queue and len(batch) < self.max_batch:
                     batch.append(queue.popleft())
-            await self._serve(runtime, me, backend, batch)
+            job = await self._serve(runtime, me, backend, batch)
+            if job is not None:
+                nursery.start_soon(self._lane, runtime, me, backend, inbox, nursery)
+                await runtime.run_borrowed(job)
+                return
 
     async def _serve(
         self, runtime: NodeRuntime, me: ActorRef, backend: JobStoreBackend, items: list[ServiceItem]
-    ) -> None:
+    ) -> ExecuteJob | None:
+        """Apply and answer ``items``; the job the answers started, if this task must run it."""
         requests: list[tuple[ActorRef | None, StoreRequest]] = []
         for sender, msg in items:
             if isinstance(msg, StoreRequest):
@@ -183,7 +195,7 @@ class StoreService:
                     {"message": type(msg).__name__, "sender": str(sender), "why": "not a StoreRequest"},
                 )
         if not requests:
-            return
+            return None
         commands: list[Any] = [r.command for _, r in requests]
         n = len(requests)
         try:
@@ -201,6 +213,8 @@ class StoreService:
             )
         self.batches += 1
         self.requests += len(requests)
-        for (sender, request), result in zip(requests, results, strict=True):
-            if sender is not None:
-                runtime.tell(sender, StoreReply(request.req, result), sender=me)
+        with runtime.borrow_job() as borrowed:
+            for (sender, request), result in zip(requests, results, strict=True):
+                if sender is not None:
+                    runtime.tell(sender, StoreReply(request.req, result), sender=me)
+        return borrowed.job

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import trio.testing
 
 from actors import Actor, ActorRef, Context, JobDone, message
 from actors.heartbeat import HeartbeatConfig, blueprint
@@ -435,3 +436,80 @@ async def test_a_stop_in_a_handed_off_message_runs_before_what_follows_it() -> N
         ]
         assert "late" not in rt.actor_names()
         nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------ borrowed jobs
+
+
+class Starter(Actor):
+    """Starts the job ``mark`` with the note's text as its id; records the JobDones."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, JobDone] = {}
+
+    def receive(self, ctx: Context, msg: Any) -> None:
+        if isinstance(msg, Note):
+            ctx.execute_job(msg.text, "mark", msg.text, timeout=30)
+        elif isinstance(msg, JobDone):
+            self.done[msg.job_id] = msg
+
+
+async def test_a_borrowed_job_runs_in_the_borrowing_task() -> None:
+    ran_in: dict[str, trio.lowlevel.Task] = {}
+
+    async def mark(key: Any) -> Any:
+        ran_in[key] = trio.lowlevel.current_task()
+        if key == "long":
+            await trio.sleep(60)
+        return key
+
+    hub, events = MemoryHub(), EventLog()
+    async with trio.open_nursery() as nursery:
+        rt = await start_node(nursery, hub, "n1", one_actor("s", Starter), events, processors={"mark": mark})
+        starter = rt.actor("s")
+        assert isinstance(starter, Starter)
+        ref = ActorRef("n1", "s")
+        await trio.testing.wait_all_tasks_blocked()  # the actor's task waits: it is idle
+        # Given an idle actor, When two messages handed off within the block start two jobs,
+        # Expect the first to be taken (not started) and the second to start in a task of its own
+        with rt.borrow_job() as borrowed:
+            rt.tell(ref, Note("a"))
+            rt.tell(ref, Note("b"))
+        assert borrowed.job is not None and borrowed.job.job_id == "a"
+        assert "a" not in ran_in
+        await rt.run_borrowed(borrowed.job)
+        me = trio.lowlevel.current_task()
+        assert ran_in["a"] is me
+        assert await wait_for(lambda: {"a", "b"} <= starter.done.keys())
+        assert ran_in["b"] is not me and starter.done["a"].ok and starter.done["a"].result == "a"
+
+        # When the block ends with an exception, Expect the taken job to start as usual
+        await trio.testing.wait_all_tasks_blocked()
+        try:
+            with rt.borrow_job() as failed:
+                rt.tell(ref, Note("c"))
+                raise KeyError("the borrower broke")
+        except KeyError:
+            pass
+        assert failed.job is None
+        assert await wait_for(lambda: "c" in starter.done)
+        assert ran_in["c"] is not me
+
+        # When the runtime crashes, Expect a borrowed job that is still running to be cancelled
+        await trio.testing.wait_all_tasks_blocked()
+        with rt.borrow_job() as long:
+            rt.tell(ref, Note("long"))
+        assert long.job is not None
+        job = long.job
+        returned = trio.Event()
+
+        async def run_long() -> None:
+            await rt.run_borrowed(job)
+            returned.set()
+
+        nursery.start_soon(run_long)
+        assert await wait_for(lambda: "long" in ran_in)
+        rt.crash()
+        with trio.fail_after(10):
+            await returned.wait()
+        assert "long" not in starter.done
