@@ -19,9 +19,13 @@ cancels a call here at any ``await``, and the connection is then simply dropped.
   yields once, in ``wait_readable`` for the first reply bytes; later reads try ``recv`` before
   waiting again. Work the caller can do before the replies (``while_waiting``) runs between the
   send and that wait, while the server works.
-- **Concurrency**: a ``trio.Lock`` serialises round trips (a call that finds it held waits in
-  ``acquire``, FIFO), so tasks can share one connection; replies always match the requests
+- **Concurrency**: a semaphore of one serialises round trips (a call that finds it held waits
+  in ``acquire``, FIFO), so tasks can share one connection; replies always match the requests
   they answer.
+- **Begun calls**: :meth:`RedisConn.begin` sends a call from synchronous code (a message being
+  delivered) when the connection is open and free, and any task then reads its replies with
+  :meth:`RedisConn.finish`, which frees the connection: the request leaves without waiting for
+  a scheduler pass.
 - **Failures**: a refused or timed-out connect, a reset, an EOF, a reply slower than
   ``timeout`` or a cancelled call (even one cancelled half-way through sending) drop the
   connection (its replies could be out of step) and raise :class:`RedisUnavailable`, one line
@@ -160,7 +164,8 @@ class RedisConn:
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._reader = _new_reader()
-        self._lock = trio.Lock()
+        # A semaphore, not a Lock: a call begun in one task (begin) may be finished by another.
+        self._lock = trio.Semaphore(1)
         self._scripts: dict[str, Script | Function] = {}
 
     @property
@@ -220,8 +225,50 @@ class RedisConn:
         if not commands:
             return []
         await self._acquire()
+        return await self._complete(commands, None, raise_errors, while_waiting)
+
+    def begin(self, commands: Sequence[Command]) -> Flight | None:
+        """Send ``commands`` now, from synchronous code, if the connection is open and free.
+
+        The caller then owes :meth:`finish` of the flight returned, which reads the replies and
+        frees the connection (other calls wait until then). None, with nothing sent, if the
+        connection is not open, is in use or turned out broken: use :meth:`pipeline` instead.
+        """
+        sock = self._sock
+        if sock is None or not commands:
+            return None
         try:
-            replies = await self._roundtrip(commands, while_waiting)
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            return None
+        request = _pack(commands)
+        try:
+            sent = _send_some(sock, request)
+        except OSError:
+            self._drop()
+            self._lock.release()
+            return None
+        return Flight(tuple(commands), memoryview(request)[sent:])
+
+    async def finish(self, flight: Flight, *, raise_errors: bool = True) -> list[Any]:
+        """The replies of a call :meth:`begin` sent, as :meth:`pipeline` returns them.
+
+        Raises:
+            RedisUnavailable, RedisReplyError: as :meth:`pipeline`.
+        """
+        return await self._complete(flight.commands, flight, raise_errors, None)
+
+    async def _complete(
+        self,
+        commands: Sequence[Command],
+        flight: Flight | None,
+        raise_errors: bool,
+        while_waiting: Callable[[], object] | None,
+    ) -> list[Any]:
+        """Read the replies of ``commands`` (sending them first unless ``flight`` did), load and
+        send again those whose script the server lacked, then free the connection."""
+        try:
+            replies = await self._roundtrip(commands, while_waiting, flight)
             missing = [i for i, r in enumerate(replies) if self._reloadable(commands[i], r)]
             if missing:
                 keys = list(dict.fromkeys(str(commands[i][1]) for i in missing))
@@ -324,16 +371,19 @@ class RedisConn:
         return sock
 
     async def _roundtrip(
-        self, commands: Sequence[Command], while_waiting: Callable[[], object] | None = None
+        self,
+        commands: Sequence[Command],
+        while_waiting: Callable[[], object] | None = None,
+        flight: Flight | None = None,
     ) -> list[Any]:
         sock = self._sock
         if sock is None:
-            sock = await self._ensure()
+            sock = await self._ensure()  # never for a flight: begin() needs an open connection
         try:
             if self.timeout is None:
-                return await self._exchange(sock, commands, while_waiting)
+                return await self._exchange(sock, commands, while_waiting, flight)
             with trio.fail_after(self.timeout):
-                return await self._exchange(sock, commands, while_waiting)
+                return await self._exchange(sock, commands, while_waiting, flight)
         except trio.TooSlowError:
             self._drop()
             raise RedisUnavailable(
@@ -351,21 +401,18 @@ class RedisConn:
         sock: socket.socket,
         commands: Sequence[Command],
         while_waiting: Callable[[], object] | None = None,
+        flight: Flight | None = None,
     ) -> list[Any]:
-        """Send ``commands``, call ``while_waiting`` and read the replies, yielding to trio once
-        if nothing blocks."""
-        # hiredis' stub types pack_command's argument as a 1-tuple; any length works.
-        pack: Any = hiredis.pack_command
-        if len(commands) == 1:
-            request: bytes = pack(tuple(commands[0]))
+        """Send ``commands`` (the rest of them, for a ``flight``), call ``while_waiting`` and read
+        the replies, yielding to trio once if nothing blocks."""
+        if flight is None:
+            request = _pack(commands)
+            view = memoryview(request)[_send_some(sock, request) :]
         else:
-            request = b"".join([pack(tuple(c)) for c in commands])
-        sent = _send_some(sock, request)
-        if sent < len(request):
-            view = memoryview(request)
-            while sent < len(request):
-                await trio.lowlevel.wait_writable(sock)
-                sent += _send_some(sock, view[sent:])
+            view = flight.unsent
+        while view:
+            await trio.lowlevel.wait_writable(sock)
+            view = view[_send_some(sock, view) :]
         if while_waiting is not None:
             while_waiting()
         reader = self._reader
@@ -390,6 +437,25 @@ class RedisConn:
                 raise ConnectionResetError("closed by the server")
             reader.feed(data)
         return replies
+
+
+class Flight:
+    """Commands :meth:`RedisConn.begin` sent (all but ``unsent``), owed a :meth:`RedisConn.finish`."""
+
+    __slots__ = ("commands", "unsent")
+
+    def __init__(self, commands: tuple[Command, ...], unsent: memoryview) -> None:
+        self.commands = commands
+        self.unsent = unsent
+
+
+def _pack(commands: Sequence[Command]) -> bytes:
+    # hiredis' stub types pack_command's argument as a 1-tuple; any length works.
+    pack: Any = hiredis.pack_command
+    if len(commands) == 1:
+        request: bytes = pack(tuple(commands[0]))
+        return request
+    return b"".join([pack(tuple(c)) for c in commands])
 
 
 def _new_reader() -> hiredis.Reader:

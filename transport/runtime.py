@@ -207,10 +207,15 @@ class Borrowed:
     job: ExecuteJob | None = None
 
 
+Admit = Callable[[ActorRef | None, Any], Any]
+"""A service's hook on each message as it is delivered: returns what to queue in its place."""
+
+
 @dataclass(eq=False, slots=True)
 class _Service:
     inbox: trio.MemorySendChannel[ServiceItem]
     capacity: int
+    admit: Admit | None = None
     last_drop_report: float = -1e9
 
 
@@ -369,11 +374,15 @@ class NodeRuntime:
         self._nursery.start_soon(self._run_actor, cell)
         return ref
 
-    def add_service(self, name: str, capacity: int = 10_000) -> trio.MemoryReceiveChannel[ServiceItem]:
+    def add_service(
+        self, name: str, capacity: int = 10_000, *, admit: Admit | None = None
+    ) -> trio.MemoryReceiveChannel[ServiceItem]:
         """Route messages for actor ``name`` on this node to the channel returned.
 
         Each item is ``(sender, message)``; the service answers with :meth:`tell`. A message
-        for a full channel is dropped and counted as for a full mailbox.
+        for a full channel is dropped and counted as for a full mailbox. ``admit(sender,
+        message)``, if given, is called as each message is delivered (in the delivering task; it
+        must not block or raise) and what it returns is queued instead of the message.
 
         Raises:
             ValueError: ``capacity`` is below 1, or an actor or service already has ``name``.
@@ -383,7 +392,7 @@ class NodeRuntime:
         if name in self._cells or name in self._services:
             raise ValueError(f"{name!r} is already taken on node {self.node_id}; remove it first")
         inbox, outbox = trio.open_memory_channel[ServiceItem](capacity)
-        self._services[name] = _Service(inbox, capacity)
+        self._services[name] = _Service(inbox, capacity, admit)
         return outbox
 
     def remove_service(self, name: str) -> None:
@@ -706,8 +715,10 @@ class NodeRuntime:
                     return True
                 target.inbox.send_nowait(item)
                 target.pending += 1
-            else:
+            elif target.admit is None:
                 target.inbox.send_nowait((item[0], item[1]))
+            else:
+                target.inbox.send_nowait((item[0], target.admit(item[0], item[1])))
             return True
         except trio.WouldBlock:
             self.stats.dropped_mailbox_full += 1

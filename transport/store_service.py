@@ -24,6 +24,12 @@ requests of different nodes always do; each one is applied atomically and answer
 durable, and every command is idempotent. A backend that holds the queue itself (SQLite,
 memory) is given once: one lane.
 
+A request delivered while a lane waits idle, with nothing queued, is sent at once if the
+backend can (:class:`~transport.stores.base.BeginningBackend`, the ``redis`` store): the
+service's ``admit`` hook, called in the delivering task, sends it on the lane's connection, and
+the lane, woken by it, only reads the reply. A lone submit thus reaches Redis without waiting for
+a scheduler pass to run the lane first.
+
 A job its answers start (a fast-lane submit dispatched to this node's worker) is borrowed from
 the runtime (:meth:`~transport.runtime.NodeRuntime.borrow_job`): the lane starts a successor
 lane and runs the job itself, so the job starts right after the store's reply instead of a
@@ -57,7 +63,7 @@ from actors import ActorRef, ExecuteJob
 from actors.jobs.protocol import STORE, UNAVAILABLE, StoreReply, StoreRequest
 
 from .runtime import NodeRuntime, ServiceItem
-from .stores.base import JobStoreBackend, StoreUnavailable
+from .stores.base import BeginningBackend, JobStoreBackend, StoreUnavailable
 
 URGENT_OPS = frozenset({"ready", "dispatch", "renew", "maintain"})
 """The scheduler's commands: they go first, since every dispatch waits for them."""
@@ -77,7 +83,8 @@ class StoreService:
             queues); more are dropped and counted like a full mailbox.
 
     Attributes:
-        batches: ``execute`` calls made; ``requests``: requests answered (or applied).
+        batches: ``execute`` calls made; ``requests``: requests answered (or applied);
+        ``begun``: requests sent as they were delivered (see the module docstring).
     """
 
     def __init__(
@@ -97,8 +104,14 @@ class StoreService:
         self.capacity = capacity
         self.batches = 0
         self.requests = 0
+        self.begun = 0
         self._urgent: deque[ServiceItem] = deque()
         self._normal: deque[ServiceItem] = deque()
+        # Backends of the lanes waiting in inbox.receive(), in the order they wait (which is the
+        # order the channel hands them items): the first gets the next message delivered.
+        self._parked: list[JobStoreBackend] = []
+        self._beginning = {id(b) for b in self.backends if isinstance(b, BeginningBackend)}
+        self._bug = ""  # an error of backend.begin(), reported by the lane as store.error
 
     async def run(
         self, runtime: NodeRuntime, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -112,7 +125,7 @@ class StoreService:
             StoreUnavailable: the backend could not be opened (the name is released).
             ValueError: another actor or service already has the name ``store``.
         """
-        inbox = runtime.add_service(STORE, self.capacity)
+        inbox = runtime.add_service(STORE, self.capacity, admit=self._admit)
         me = ActorRef(runtime.node_id, STORE)
         opened: list[JobStoreBackend] = []
         try:
@@ -128,6 +141,27 @@ class StoreService:
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
                 for backend in opened:
                     await backend.close()
+
+    def _admit(self, sender: ActorRef | None, msg: Any) -> Any:
+        """What the runtime queues for ``msg`` as it is delivered: the message, or the request
+        already sent on the connection of the lane it wakes (see the module docstring)."""
+        if not self._parked:
+            return msg  # every lane is busy: it is queued
+        backend = self._parked.pop(0)  # the lane the channel hands this item to
+        if self._urgent or self._normal or not isinstance(msg, StoreRequest):
+            return msg
+        if id(backend) not in self._beginning:
+            return msg
+        assert isinstance(backend, BeginningBackend)
+        try:
+            begun = backend.begin([msg.command])
+        except Exception as e:  # a bug: the lane applies the request as usual instead
+            self._bug = f"{type(e).__name__}: {e}"
+            return msg
+        if begun is None:
+            return msg
+        self.begun += 1
+        return _Begun(backend, msg, begun)
 
     def _queue(self, item: ServiceItem) -> None:
         msg = item[1]
@@ -163,11 +197,29 @@ class StoreService:
                 if ended:
                     nursery.cancel_scope.cancel()
                     return
+                self._parked.append(backend)
                 try:
-                    self._queue(await inbox.receive())
+                    item = await inbox.receive()
                 except (trio.EndOfChannel, trio.ClosedResourceError):
                     nursery.cancel_scope.cancel()
                     return
+                finally:
+                    if backend in self._parked:
+                        self._parked.remove(backend)
+                if self._bug:
+                    why, self._bug = self._bug, ""
+                    runtime.events.emit(
+                        runtime.node_id, STORE, "store.error", {"level": "error", "error": why}
+                    )
+                sender, msg = item
+                if isinstance(msg, _Begun):
+                    job = await self._serve(runtime, me, msg.backend, [(sender, msg.request)], msg)
+                    if job is not None:
+                        nursery.start_soon(self._lane, runtime, me, backend, inbox, nursery)
+                        await runtime.run_borrowed(job)
+                        return
+                    continue
+                self._queue(item)
                 self._take_queued(inbox)
             batch: list[ServiceItem] = []
             for queue in (self._urgent, self._normal):
@@ -180,9 +232,15 @@ class StoreService:
                 return
 
     async def _serve(
-        self, runtime: NodeRuntime, me: ActorRef, backend: JobStoreBackend, items: list[ServiceItem]
+        self,
+        runtime: NodeRuntime,
+        me: ActorRef,
+        backend: JobStoreBackend,
+        items: list[ServiceItem],
+        begun: _Begun | None = None,
     ) -> ExecuteJob | None:
-        """Apply and answer ``items``; the job the answers started, if this task must run it."""
+        """Apply and answer ``items`` (whose commands ``begun`` already sent, if given); the job
+        the answers started, if this task must run it."""
         requests: list[tuple[ActorRef | None, StoreRequest]] = []
         for sender, msg in items:
             if isinstance(msg, StoreRequest):
@@ -199,7 +257,11 @@ class StoreService:
         commands: list[Any] = [r.command for _, r in requests]
         n = len(requests)
         try:
-            results = await backend.execute(commands)
+            if begun is None:
+                results = await backend.execute(commands)
+            else:
+                assert isinstance(backend, BeginningBackend)
+                results = await backend.finish(begun.sent)
             if len(results) != n:
                 raise RuntimeError(f"backend answered {len(results)} results for {n} commands")
         except StoreUnavailable as e:
@@ -218,3 +280,15 @@ class StoreService:
                 if sender is not None:
                     runtime.tell(sender, StoreReply(request.req, result), sender=me)
         return borrowed.job
+
+
+class _Begun:
+    """A request :meth:`StoreService._admit` already sent with ``backend`` (``sent`` is what its
+    ``begin`` returned), queued for the lane of that backend to answer."""
+
+    __slots__ = ("backend", "request", "sent")
+
+    def __init__(self, backend: JobStoreBackend, request: StoreRequest, sent: Any) -> None:
+        self.backend = backend
+        self.request = request
+        self.sent = sent

@@ -5,8 +5,11 @@ Given / When / Expect, against a private ``redis-server`` (never the system one 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
+import trio.testing
 from troupe_testkit.redis_server import RedisServer, free_port, redis_server_fixture
 
 from transport.redis_conn import Function, RedisConn, RedisReplyError, RedisUnavailable, Script
@@ -181,4 +184,48 @@ async def test_while_waiting_runs_after_the_send_and_before_the_replies(redis_se
     with pytest.raises(ZeroDivisionError):
         await conn.pipeline([("INCR", "conn:ww")], while_waiting=broken)
     assert await conn.execute("INCR", "conn:ww") == 3
+    await conn.aclose()
+
+
+async def test_a_begun_call_is_finished_by_another_task(redis_server: RedisServer) -> None:
+    conn = RedisConn(port=redis_server.port)
+    # Given a connection not yet open, Expect begin to send nothing (pipeline connects)
+    assert conn.begin([("SET", "conn:b", "0")]) is None
+    await conn.connect()
+    await conn.execute("DEL", "conn:b")
+    # When one call is begun from synchronous code, Expect the connection busy until finished:
+    # a second begin refuses, and a pipeline of another task waits its turn
+    flight = conn.begin([("INCR", "conn:b"), ("INCR", "conn:b")])
+    assert flight is not None
+    assert conn.begin([("INCR", "conn:b")]) is None
+    later: list[Any] = []
+
+    async def other() -> None:
+        later.extend(await conn.pipeline([("INCR", "conn:b")]))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other)
+        await trio.testing.wait_all_tasks_blocked()
+        assert later == []
+        finished: list[Any] = []
+
+        async def finisher() -> None:
+            finished.extend(await conn.finish(flight))
+
+        nursery.start_soon(finisher)
+    assert finished == [1, 2] and later == [3]
+    await conn.aclose()
+
+
+async def test_a_begun_call_whose_server_went_away_fails_in_one_line(redis_server: RedisServer) -> None:
+    conn = RedisConn(port=redis_server.port, timeout=5.0)
+    await conn.execute("SET", "conn:gone", "1")
+    redis_server.restart()
+    # Given a connection the server dropped, When a call is begun on it, Expect finish to raise
+    # RedisUnavailable (or begin to refuse at once), then the next call to reconnect
+    flight = conn.begin([("GET", "conn:gone")])
+    if flight is not None:
+        with pytest.raises(RedisUnavailable, match=f"redis at 127.0.0.1:{redis_server.port}"):
+            await conn.finish(flight)
+    assert await conn.execute("GET", "conn:gone") == b"1"
     await conn.aclose()

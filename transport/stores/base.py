@@ -21,7 +21,7 @@ the store is an actor (:class:`actors.jobs.stores.RaftStore`), so ``make_backend
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from actors.jobs import RetryPolicy
@@ -63,6 +63,21 @@ class JobStoreBackend(Protocol):
 
     async def close(self) -> None:
         """Release connections and files; the store may be opened again later."""
+        ...
+
+
+@runtime_checkable
+class BeginningBackend(Protocol):
+    """A backend that can also send a batch from synchronous code and answer it later (the
+    ``redis`` store): the store service then sends a lone request as it is delivered."""
+
+    def begin(self, commands: list[dict[str, Any]]) -> Any | None:
+        """Send ``commands`` now if the backend is free (None, with nothing sent, if not); the
+        caller owes the value returned a :meth:`finish`."""
+        ...
+
+    async def finish(self, begun: Any) -> list[dict[str, Any]]:
+        """The results of what :meth:`begin` sent, as ``execute`` would have answered."""
         ...
 
 

@@ -70,7 +70,7 @@ command is idempotent. A failing script (a bug) raises
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import msgpack
@@ -80,7 +80,7 @@ from actors.jobs._plain import job_from_plain, job_to_plain
 from actors.jobs._transitions import Dispatched, apply
 from actors.jobs.machine import MAX_PAGE, OPS, CommandError, _int, _lane, _num, _opt_str, _page, _pairs, _str
 
-from ..redis_conn import Function, RedisConn, RedisReplyError, RedisUnavailable, Script
+from ..redis_conn import Command, Flight, Function, RedisConn, RedisReplyError, RedisUnavailable, Script
 from ._redis_lua import LUA as _LUA
 from ._redis_lua import NAME as _NAME
 from ._redis_lua import library
@@ -233,33 +233,77 @@ class RedisJobStore:
             raise StoreUnavailable(f"job store: redis store at {self.address} is not open; call open() first")
         if not commands:
             return []
-        encoded = [_encode(c) for c in commands]
-        calls = []
-        for start in range(0, len(encoded), self.chunk):
-            part = encoded[start : start + self.chunk]
-            args: Tokens = [*self._header, str(len(part))]
-            for tokens, _ in part:
-                args.extend(tokens)
-            calls.append(self._code.command((self.prefix,), args))
+        encoded, calls = self._calls(commands)
         prepared = [decode for _, decode in encoded if isinstance(decode, _Prepared)]
 
         def while_waiting() -> None:
             for decode in prepared:
                 decode.prepare()
 
+        pipeline = self._conn.pipeline(calls, while_waiting=while_waiting if prepared else None)
+        return self._results(encoded, await self._replies(pipeline))
+
+    def begin(self, commands: list[dict[str, Any]]) -> Begun | None:
+        """Send ``commands`` to Redis now, from synchronous code, if the connection is open and
+        free (None, with nothing sent, otherwise: use :meth:`execute`). The caller owes the
+        result a :meth:`finish`, which answers as :meth:`execute` would have."""
+        if not self._open or not commands:
+            return None
+        encoded, calls = self._calls(commands)
+        flight = self._conn.begin(calls)
+        if flight is None:
+            return None
+        for _, decode in encoded:  # while Redis works
+            if isinstance(decode, _Prepared):
+                decode.prepare()
+        return Begun(encoded, flight)
+
+    async def finish(self, begun: Begun) -> list[dict[str, Any]]:
+        """The results of the commands :meth:`begin` sent.
+
+        Raises:
+            StoreUnavailable, RedisReplyError: as :meth:`execute`.
+        """
+        return self._results(begun.encoded, await self._replies(self._conn.finish(begun.flight)))
+
+    def _calls(self, commands: list[dict[str, Any]]) -> tuple[list[tuple[Tokens, Decoder]], list[Command]]:
+        """Each command's arguments and decoder, and the script calls carrying them (one per chunk)."""
+        encoded = [_encode(c) for c in commands]
+        calls: list[Command] = []
+        for start in range(0, len(encoded), self.chunk):
+            part = encoded[start : start + self.chunk]
+            args: Tokens = [*self._header, str(len(part))]
+            for tokens, _ in part:
+                args.extend(tokens)
+            calls.append(self._code.command((self.prefix,), args))
+        return encoded, calls
+
+    async def _replies(self, call: Awaitable[list[Any]]) -> list[Any]:
         try:
-            replies = await self._conn.pipeline(calls, while_waiting=while_waiting if prepared else None)
+            return await call
         except RedisUnavailable as e:
             raise StoreUnavailable(f"job store: {e}") from None
         except RedisReplyError as e:
             if e.code in UNAVAILABLE_ERRORS:
                 raise StoreUnavailable(f"job store: redis at {self.address} answered {e}") from None
             raise RedisReplyError(f"job store: redis at {self.address}: {e}") from None
+
+    def _results(self, encoded: list[tuple[Tokens, Decoder]], replies: list[Any]) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
         for start, reply in zip(range(0, len(encoded), self.chunk), replies):
             for (_, decode), answer in zip(encoded[start : start + self.chunk], reply):
                 results.append(decode(answer))
         return results
+
+
+class Begun:
+    """Commands :meth:`RedisJobStore.begin` sent, owed a :meth:`RedisJobStore.finish`."""
+
+    __slots__ = ("encoded", "flight")
+
+    def __init__(self, encoded: list[tuple[Tokens, Decoder]], flight: Flight) -> None:
+        self.encoded = encoded
+        self.flight = flight
 
 
 def _lacks_functions(error: RedisReplyError) -> bool:
