@@ -78,6 +78,9 @@ class JobsBenchSpec:
     latency_jobs: int = 2_000
     window: int = 512
     redis_fsync: str = "everysec"
+    submit: str = "gateway"
+    """How the client submits: ``gateway`` (to the nodes' gateways over TCP) or ``direct``
+    (straight to Redis with :class:`~transport.redis_producer.RedisProducer`; redis store only)."""
     warmup: int = 200
     node_env: dict[str, str] = field(default_factory=dict)
     keep: bool = False
@@ -233,21 +236,20 @@ def _job_id() -> str:
     return uuid.uuid4().hex
 
 
-async def _submit_all(
-    clients: list[Any], jobs: list[dict[str, Any]], window: int, acked: dict[str, float]
-) -> None:
-    """Submit ``jobs`` keeping ``window`` in flight, spread over ``clients`` (one per node's
-    gateway); note each acknowledged id with its submit time."""
-    it = iter(jobs)
+async def _submit_all(clients: list[Any], ids: list[str], window: int, acked: dict[str, float]) -> None:
+    """Submit a no-op job for each of ``ids`` keeping ``window`` in flight, spread over
+    ``clients`` (one per node's gateway, or one producer); note each acknowledged id with its
+    submit time, taken before the job is made (as Huey's bench times making and enqueueing)."""
+    it = iter(ids)
 
     async def lane(client: Any) -> None:
-        for job in it:
+        for jid in it:
             at = time.time()
-            await client.request({"op": "submit", "job": job})
-            acked[job["id"]] = at
+            await client.request({"op": "submit", "job": client.new_job("bench", jid, id=jid)})
+            acked[jid] = at
 
     async with trio.open_nursery() as nursery:
-        for i in range(min(window, len(jobs))):
+        for i in range(min(window, len(ids))):
             nursery.start_soon(lane, clients[i % len(clients)])
 
 
@@ -282,26 +284,37 @@ async def _everything(client: Any) -> dict[str, dict[str, Any]]:
             return jobs
 
 
-async def drive(spec: JobsBenchSpec, addresses: list[str], say: Callable[[str], None]) -> Phases:
+async def drive(
+    spec: JobsBenchSpec, addresses: list[str], say: Callable[[str], None], redis_port: int | None = None
+) -> Phases:
     """Warm up, then the throughput and latency phases (see the module docstring).
 
     Submits are spread over every node's gateway (one client connection per node, taking turns),
-    as producers behind a load balancer would; stats and the final listing use any node.
+    as producers behind a load balancer would, or go straight to Redis (``submit="direct"``: one
+    producer); stats and the final listing use any node.
     """
     from .jobs_client import JobClient
+    from .redis_producer import RedisProducer
 
     out = Phases()
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(JobClient(addresses, "bench", timeout=60.0))
-        gateways = [await stack.enter_async_context(JobClient([a], "bench", timeout=60.0)) for a in addresses]
-        warm = [client.new_job("bench", i, id=i) for i in (_job_id() for _ in range(spec.warmup))]
+        gateways: list[Any]
+        if spec.submit == "direct":
+            assert redis_port is not None
+            gateways = [await stack.enter_async_context(RedisProducer(port=redis_port, timeout=60.0))]
+        else:
+            gateways = [
+                await stack.enter_async_context(JobClient([a], "bench", timeout=60.0)) for a in addresses
+            ]
+        warm = [_job_id() for _ in range(spec.warmup)]
         base = await _success(client)
         await _submit_all(gateways, warm, spec.window, {})
         await _wait_success(client, base + len(warm), 60, time.monotonic())
         await trio.sleep(0.5)
 
         # 1. throughput
-        jobs = [client.new_job("bench", i, id=i) for i in (_job_id() for _ in range(spec.n))]
+        jobs = [_job_id() for _ in range(spec.n)]
         base = await _success(client)
         started = time.monotonic()
         submit_acked: dict[str, float] = {}
@@ -325,23 +338,23 @@ async def drive(spec: JobsBenchSpec, addresses: list[str], say: Callable[[str], 
 
         # 2. latency at a fixed rate
         if spec.latency_jobs:
-            lat = [client.new_job("bench", i, id=i) for i in (_job_id() for _ in range(spec.latency_jobs))]
+            lat = [_job_id() for _ in range(spec.latency_jobs)]
             base = await _success(client)
             acked: dict[str, float] = {}
             t0 = time.monotonic() + 0.05
 
-            async def one(gateway: Any, job: dict[str, Any]) -> None:
+            async def one(gateway: Any, jid: str) -> None:
                 at = time.time()
-                await gateway.request({"op": "submit", "job": job})
-                acked[job["id"]] = at
+                await gateway.request({"op": "submit", "job": gateway.new_job("bench", jid, id=jid)})
+                acked[jid] = at
 
             async with trio.open_nursery() as nursery:
-                for i, job in enumerate(lat):
+                for i, jid in enumerate(lat):
                     await trio.sleep(max(0.0, t0 + i / spec.rate - time.monotonic()))
-                    nursery.start_soon(one, gateways[i % len(gateways)], job)
+                    nursery.start_soon(one, gateways[i % len(gateways)], jid)
             await _wait_success(client, base + len(lat), 60, time.monotonic())
             out.submitted.update(acked)
-            out.latency_ids = [j["id"] for j in lat]
+            out.latency_ids = lat
             say(f"latency: {len(lat)} jobs submitted at {spec.rate:g} jobs/s, all SUCCESS")
 
         out.jobs = await _everything(client)
@@ -371,7 +384,7 @@ def run_once(spec: JobsBenchSpec, say: Callable[[str], None] = print) -> dict[st
             cluster.check_alive,
         )
         try:
-            phases = trio.run(drive, spec, cluster.addresses, say)
+            phases = trio.run(drive, spec, cluster.addresses, say, redis.port if redis else None)
         except BaseExceptionGroup as group:  # report the first error, in one line
             first: BaseException = group
             while isinstance(first, BaseExceptionGroup):
@@ -432,6 +445,7 @@ def bench_jobs(spec: JobsBenchSpec, repeat: int = 1, say: Callable[[str], None] 
         "latency_jobs": spec.latency_jobs,
         "window": spec.window,
         "repeat": repeat,
+        "submit": spec.submit,
         **({"redis_fsync": spec.redis_fsync} if spec.store == "redis" else {}),
     }
 
@@ -480,6 +494,14 @@ def register(bench_sub: Any) -> None:
         choices=["everysec", "always"],
         help="the bench Redis' appendfsync (appendonly is on; default everysec)",
     )
+    p.add_argument(
+        "--submit",
+        choices=["gateway", "direct"],
+        help=(
+            "gateway: submits go to the nodes' gateways; direct: straight to Redis with a "
+            "RedisProducer (redis store only; its default)"
+        ),
+    )
     p.add_argument("--keep", action="store_true", help="keep each run's files (node logs) and print where")
     p.set_defaults(func=cmd_jobs)
 
@@ -497,6 +519,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--{name}={getattr(args, name)}: must be >= 1")
         if args.latency_jobs < 0 or not args.rate > 0:
             raise ConfigError("--latency-jobs must be >= 0 and --rate > 0")
+        submit = args.submit or ("direct" if args.store == "redis" else "gateway")
+        if submit == "direct" and args.store != "redis":
+            raise ConfigError(f"--submit direct: only the redis store takes direct submits, not {args.store}")
         spec = JobsBenchSpec(
             store=args.store,
             n=args.n,
@@ -506,11 +531,13 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             latency_jobs=args.latency_jobs,
             window=args.window,
             redis_fsync=args.redis_fsync,
+            submit=submit,
             keep=args.keep,
         )
         fsync = f", Redis appendonly with appendfsync {spec.redis_fsync}" if spec.store == "redis" else ""
         print(
-            f"bench jobs: store {spec.store}{fsync}, {spec.nodes} node processes with {spec.workers} "
+            f"bench jobs: store {spec.store}{fsync}, submits to {spec.submit}, {spec.nodes} node processes "
+            f"with {spec.workers} "
             f"workers each; {spec.n} no-op jobs, then {spec.latency_jobs} at {spec.rate:g} jobs/s"
             + (f"; {args.repeat} runs" if args.repeat > 1 else ""),
             flush=True,

@@ -53,6 +53,7 @@ from actors.heartbeat import HeartbeatConfig, blueprint
 from actors.jobs import ENV_FIELDS, RetryPolicy
 from actors.jobs.blueprint import jobs_blueprint
 from actors.jobs.config import JobsConfig
+from actors.jobs.messages import WORKER
 from actors.jobs.stores import machine_factory
 
 from .events import EventLog, Record
@@ -76,6 +77,8 @@ class RedisSettings:
     port: int = 6379
     db: int = 0
     password: str | None = None
+    direct_lane_slots: int = 2
+    """Jobs a node runs at once that producers submitted straight to Redis (see transport.lane_feed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,9 @@ STORES = ("sqlite", "raft", "redis", "memory")
 """Values of ``STORE`` (``sqlite`` is the default)."""
 DEFAULT_LANE_SLOTS = 2
 """``FAST_LANE_SLOTS``'s default: fast-lane slots of a node's worker pool (see actors.jobs.gateway)."""
+
+DEFAULT_DIRECT_SLOTS = 2
+"""``DIRECT_LANE_SLOTS``'s default: direct-lane slots of a node on the redis store (transport.lane_feed)."""
 
 DEFAULT_WORKERS = 10
 """``WORKER_COUNT``'s default, as in the reference configuration (processors are ``async``, so
@@ -317,7 +323,14 @@ def _redis_settings(args: argparse.Namespace, env: Mapping[str, str]) -> RedisSe
         _pick(getattr(args, "redis_db", None), env, "REDIS_DB", None), "--redis-db/REDIS_DB", 0, 0, 1 << 20
     )
     password = _pick(getattr(args, "redis_password", None), env, "REDIS_PASSWORD", None) or None
-    return RedisSettings(host, port, db, password)
+    direct = _int(
+        _pick(getattr(args, "direct_lane_slots", None), env, "DIRECT_LANE_SLOTS", None),
+        "--direct-lane-slots/DIRECT_LANE_SLOTS",
+        DEFAULT_DIRECT_SLOTS,
+        0,
+        10_000,
+    )
+    return RedisSettings(host, port, db, password, direct)
 
 
 def _int(value: str | None, what: str, default: int, low: int, high: int) -> int:
@@ -512,6 +525,14 @@ def add_jobs_flags(p: argparse.ArgumentParser) -> None:
         ),
     )
     g.add_argument(
+        "--direct-lane-slots",
+        metavar="N",
+        help=(
+            "with --store redis: jobs this node also runs that producers submitted straight to Redis "
+            f"(DIRECT_LANE_SLOTS, default {DEFAULT_DIRECT_SLOTS}; 0 turns the direct lane off)"
+        ),
+    )
+    g.add_argument(
         "--worker-heartbeat",
         metavar="DURATION",
         help="worker status period (WORKER_HEARTBEAT_INTERVAL, default 5s)",
@@ -678,6 +699,8 @@ async def run_node(settings: NodeSettings, events: EventLog | None = None) -> in
                 await nursery.start(runtime.serve)
                 if hosts_store(settings):
                     nursery.start_soon(serve_store, runtime, settings)
+                if direct_lane(settings, runtime):
+                    nursery.start_soon(serve_lane_feed, runtime, settings)
                 handle = NodeHandle(settings, runtime, events, transport, GatewayBridge(runtime), started)
                 await nursery.start(handle.bridge.run)
                 ready = await start_services(nursery, handle, metrics)
@@ -798,6 +821,48 @@ async def serve_store(runtime: NodeRuntime, settings: NodeSettings, retry_max: f
                 await trio.sleep(0.05)
         if not runtime.running:
             return
+        delay = min(retry_max, delay * 2)
+
+
+def direct_lane(settings: NodeSettings, runtime: NodeRuntime) -> bool:
+    """True if this node serves the direct lane: the redis store, slots, and a worker pool."""
+    return (
+        settings.job_engine
+        and settings.store == "redis"
+        and settings.redis.direct_lane_slots > 0
+        and runtime.actor(WORKER) is not None
+    )
+
+
+async def serve_lane_feed(runtime: NodeRuntime, settings: NodeSettings, retry_max: float = 2.0) -> None:
+    """Serve the direct lane (:mod:`transport.lane_feed`) until the runtime stops; registering
+    with an unreachable Redis is one ``lanefeed.unavailable`` line, then retried with backoff."""
+    from .lane_feed import LaneFeed
+
+    r = settings.redis
+    delay, failing = 0.2, False
+    while runtime.running:
+        feed = LaneFeed(
+            host=r.host,
+            port=r.port,
+            db=r.db,
+            password=r.password,
+            worker=settings.node_id,
+            slots=r.direct_lane_slots,
+            lease=settings.jobs.lease,
+        )
+        try:
+            await feed.run(runtime)
+            return
+        except StoreUnavailable as e:
+            if not failing:
+                failing = True
+                runtime.events.emit(
+                    settings.node_id, "lanefeed", "lanefeed.unavailable", {"level": "error", "error": str(e)}
+                )
+        with trio.move_on_after(delay):
+            while runtime.running:
+                await trio.sleep(0.05)
         delay = min(retry_max, delay * 2)
 
 

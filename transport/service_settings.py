@@ -140,6 +140,13 @@ VARIABLES: tuple[Var, ...] = (
         "2",
         "more jobs this node runs at once that start at submit (fast lane; 0: off)",
     ),
+    _v(
+        "Server",
+        "DIRECT_LANE_SLOTS",
+        "--direct-lane-slots",
+        "2",
+        "with STORE=redis: more jobs this node runs at once that producers submit straight to Redis (0: off)",
+    ),
     _v("Server", "NODE_ID", "--id", "", "unique id of this node (required), such as node-1"),
     _v("Server", "NODE_LISTEN", "--listen", "127.0.0.1:7001", "address for node links and clients"),
     _v("Server", "NODE_PEERS", "--peer", "", "the other nodes: id=host:port,id=host:port"),

@@ -18,7 +18,8 @@ queue (see :mod:`actors.jobs.machine`), and the gateway hands it straight to its
 through the leader. The slot comes back when the worker reports the job ended
 (:class:`LaneFreed`), or at once if the store queued the job instead (then the leader is
 nudged, as below), refused the token, failed, or did not answer. Priority order, fencing,
-leases and retries are the store's as for any dispatch; a client's own ``lane`` is removed.
+leases and retries are the store's as for any dispatch; a client's own ``lane`` (and ``direct``,
+a producer's flag for Redis) is removed.
 
 A submit that created a job due now sends the leader's scheduler a :class:`Nudge` (the gateway
 follows the leader through its node's election actor), so a new job is dispatched at once
@@ -137,7 +138,7 @@ class Gateway(Actor):
         job = cmd.get("job")
         if not isinstance(job, dict):
             return cmd
-        out = {k: v for k, v in cmd.items() if k != "lane"}
+        out = {k: v for k, v in cmd.items() if k not in ("lane", "direct")}
         if job.get("max_retries") is None:
             out["job"] = {**job, "max_retries": self.default_max_retries}
         if self.lane_free > 0 and self.token is not None and job.get("scheduled_at") is None:

@@ -91,20 +91,23 @@ def ticket_of(job: dict[str, Any]) -> Ticket:
 class RunJobs:
     """Run these jobs; ``seq`` numbers the batches of one scheduler ``epoch`` per worker.
 
-    ``lane`` marks a job the store dispatched at submit (sent by the node's gateway, ``seq`` 0):
-    it runs in one of the worker's lane slots.
+    ``lane`` marks a job the store dispatched at submit (sent by the node's gateway, or by the
+    direct lane's feed, ``seq`` 0): it runs in one of the worker's lane slots, and ``notify``
+    names the actor on the worker's node told :class:`LaneFreed` when it ends ("": the gateway).
     """
 
     epoch: int
     seq: int
     jobs: tuple[Ticket, ...]
     lane: bool = False
+    notify: str = ""
 
 
 @message("jobs.LaneFreed")
 @dataclass(frozen=True, slots=True)
 class LaneFreed:
-    """To the node's gateway: ``n`` fast-lane jobs ended, their lane slots are free again."""
+    """To the node's gateway (or the actor a :class:`RunJobs` named): ``n`` fast-lane jobs
+    ended, their lane slots are free again."""
 
     n: int
 

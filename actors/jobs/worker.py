@@ -26,7 +26,9 @@ The fast lane: the node's gateway sends :class:`RunJobs` with ``lane=True`` for 
 dispatched at submit. Such a job runs beside the ``capacity`` jobs the leader routes (the
 gateway keeps within ``lane_slots``), is renewed and reported like any other, is counted in
 ``lane`` of every status (so the balancer leaves it out of the load) and, when it ends, the
-worker tells the gateway (:class:`LaneFreed`) that its lane slot is free.
+worker tells the gateway (:class:`LaneFreed`) that its lane slot is free. A job of the direct
+lane (:mod:`transport.lane_feed`) comes the same way from the node's lane feed, which
+``RunJobs.notify`` names, and the :class:`LaneFreed` goes back to it.
 
 :class:`LeaseLost` (from the scheduler's renewal, or from a gateway that cancelled a running
 job) cancels the named jobs' processors (``CancelJob``); their outcome is not reported, since
@@ -116,7 +118,7 @@ class Worker(Actor):
         self.leader: str | None = None
         self.running: dict[str, Ticket] = {}  # "<id>#<attempt>" -> ticket
         self.lost: set[str] = set()  # running keys whose lease the store took away
-        self.lane: set[str] = set()  # running keys that came by the fast lane
+        self.lane: dict[str, str] = {}  # running keys that came by a fast lane -> who to tell
         self.unsent: list[dict[str, Any]] = []  # reports to send again
         self.token = 0
         self.seen = 0
@@ -179,7 +181,7 @@ class Worker(Actor):
             self.running[key] = t
             more = {"lane": True} if msg.lane else {}
             if msg.lane:
-                self.lane.add(key)
+                self.lane[key] = msg.notify or GATEWAY
             ctx.emit("job.started", id=t.id, attempt=t.attempt, worker=self._id, type=t.type, **more)
             ctx.execute_job(key, t.type, t.payload, t.timeout)
 
@@ -187,10 +189,10 @@ class Worker(Actor):
         ticket = self.running.pop(msg.job_id, None)
         if ticket is None:
             return
-        lane = msg.job_id in self.lane
-        if lane:
-            self.lane.discard(msg.job_id)
-            ctx.send(ActorRef(ctx.node_id, GATEWAY), LaneFreed(1))
+        owner = self.lane.pop(msg.job_id, None)
+        lane = owner is not None
+        if owner is not None:
+            ctx.send(ActorRef(ctx.node_id, owner), LaneFreed(1))
         more = {"lane": True} if lane else {}
         lost = msg.job_id in self.lost
         self.lost.discard(msg.job_id)

@@ -14,6 +14,7 @@ BODY: Final = r"""
 -- A call's state: its key prefix and arguments, the retry policy, the counters (set by run()).
 local P, A, pos
 local ORDER, READY, DELAYED, RETRYING, RUNNING, IDEM, META, DEAD
+local LANE_FREE, LANE_SEEN, LANE_LEASE, LANE_ALIVE, NUDGE
 local FIXED, BASE, MAXD, MULT, JIT
 local ops, seq, qseq, epoch
 local call  -- redis.call, which a library may only take at call time
@@ -219,6 +220,19 @@ local function dlq_ids()
   return ids
 end
 
+-- A worker alive after `at` with the most free lane credits (ties: the one heard from longest ago).
+local function lane_pick(at)
+  local alive = call("ZRANGEBYSCORE", LANE_ALIVE, "(" .. at, "+inf")
+  if #alive == 0 then return nil end
+  local free = call("HMGET", LANE_FREE, unpack(alive))
+  local best, most = nil, 0
+  for k, w in ipairs(alive) do
+    local n = tonumber(free[k]) or 0
+    if n > most then best, most = w, n end
+  end
+  return best
+end
+
 local OPS = {}
 
 function OPS.noop() return 0 end
@@ -228,8 +242,10 @@ function OPS.submit()
   local n = tonumber(arg())
   local set = {}
   for k = 1, n do set[k] = arg() end
-  local lane, le, lat, llease, lworker = arg() == "1"
+  local mode = arg()
+  local lane, direct, le, lat, llease, lworker = mode == "1", mode == "2"
   if lane then le, lat, llease, lworker = arg(), arg(), arg(), arg() end
+  if direct then lat = arg() end
   local seqs = fmt(seq + 1)
   if call("ZADD", ORDER, "NX", seqs, id) == 0 then return {0, row(id)} end
   if idem ~= "" then
@@ -270,11 +286,73 @@ function OPS.submit()
       end
     end
   end
+  local due = sched == "" or tonumber(sched) <= updated
+  if direct and due then
+    -- The direct lane: a producer's submit that heads the ready queue goes to a live node's
+    -- lane list with a free credit, written RUNNING for that node's worker.
+    local top = call("ZRANGE", READY, 0, 0, "WITHSCORES")
+    local w = nil
+    if #top == 0 or tonumber(top[2]) >= (11 - prio) * TWO40 then w = lane_pick(lat) end
+    if w then
+      local lease_until = fmt(tonumber(lat) + tonumber(call("HGET", LANE_LEASE, w)))
+      local k = #set
+      set[k + 1], set[k + 2], set[k + 3] = "status", "RUNNING", "attempts"
+      set[k + 4] = cmsgpack.pack({{1, w, tonumber(lat), false, false, "RUNNING"}})
+      set[k + 5], set[k + 6], set[k + 7], set[k + 8] = "updated_at", lat, "lease_expires_at", lease_until
+      call("HSET", jk(id), unpack(set))
+      call("ZADD", RUNNING, lease_until, id)
+      call("HINCRBY", LANE_FREE, w, -1)
+      -- set[6] is the payload and set[12] the timeout: the encoder's fixed field order
+      call("RPUSH", P .. "lane:" .. w, cmsgpack.pack({id, jtype, set[6], set[12], prio}))
+      local best = 0
+      if #top > 0 then best = 10 - math.floor(tonumber(top[2]) / TWO40) end
+      return {1, 2, epoch, best, w, lease_until}
+    end
+    code = 1
+  end
   enqueue(id, set, prio, sched, updated)
   call("HSET", jk(id), unpack(set))
   call("ZADD", P .. "st:PENDING", seqs, id)
+  if direct then
+    if due and call("LLEN", NUDGE) == 0 then call("RPUSH", NUDGE, "1") end
+    return {1, 1, epoch}
+  end
   if not lane then return {1} end
   return {1, code, epoch}
+end
+
+-- The direct lane's credits: a node registers its worker with free slots, a lease and a time
+-- it is alive until; it counts the lane jobs it finished (freed), which turn into credits once.
+function OPS.lane_open()
+  local w, free, lease, alive = arg(), arg(), arg(), arg()
+  call("HSET", LANE_FREE, w, free)
+  call("HSET", LANE_SEEN, w, "0")
+  call("HSET", LANE_LEASE, w, lease)
+  call("ZADD", LANE_ALIVE, alive, w)
+  call("DEL", P .. "lane:" .. w)
+  return 1
+end
+
+function OPS.lane_credit()
+  local w, freed, slots, alive = arg(), tonumber(arg()), tonumber(arg()), arg()
+  local h = call("HMGET", LANE_FREE, w)
+  local seen = tonumber(call("HGET", LANE_SEEN, w))
+  if not h[1] or not seen then return 0 end
+  if freed > seen then
+    call("HSET", LANE_FREE, w, math.min(slots, tonumber(h[1]) + freed - seen))
+    call("HSET", LANE_SEEN, w, fmt(freed))
+  end
+  call("ZADD", LANE_ALIVE, alive, w)
+  return 1
+end
+
+function OPS.lane_close()
+  local w = arg()
+  call("HDEL", LANE_FREE, w)
+  call("HDEL", LANE_SEEN, w)
+  call("HDEL", LANE_LEASE, w)
+  call("ZREM", LANE_ALIVE, w)
+  return 1
 end
 
 function OPS.get()
@@ -522,10 +600,14 @@ function OPS.stats()
   return out
 end
 
+-- The direct lane's bookkeeping is not a job command: it leaves `ops` (and so `mark`) alone.
+local UNCOUNTED = {lane_open = true, lane_credit = true, lane_close = true}
+
 local function apply_all(ncmd, results)
   for c = 1, ncmd do
-    ops = ops + 1
-    results[c] = OPS[arg()]()
+    local op = arg()
+    if not UNCOUNTED[op] then ops = ops + 1 end
+    results[c] = OPS[op]()
   end
 end
 
@@ -536,6 +618,8 @@ local function run(keys, args)
   ORDER, READY, DELAYED = P .. "order", P .. "ready", P .. "delayed"
   RETRYING, RUNNING, IDEM, META = P .. "retrying", P .. "running", P .. "idem", P .. "meta"
   DEAD = P .. "st:DEAD"
+  LANE_FREE, LANE_SEEN, LANE_LEASE = P .. "lane_free", P .. "lane_seen", P .. "lane_lease"
+  LANE_ALIVE, NUDGE = P .. "lane_alive", P .. "nudge"
   FIXED = arg() == "fixed"
   BASE, MAXD, MULT, JIT = tonumber(arg()), tonumber(arg()), tonumber(arg()), tonumber(arg())
   local ncmd = tonumber(arg())

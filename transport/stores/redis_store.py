@@ -79,6 +79,7 @@ from actors.jobs import PENDING, STATUSES, RetryPolicy
 from actors.jobs._plain import job_from_plain, job_to_plain
 from actors.jobs._transitions import Dispatched, apply
 from actors.jobs.machine import MAX_PAGE, OPS, CommandError, _int, _lane, _num, _opt_str, _page, _pairs, _str
+from actors.jobs.messages import Ticket
 
 from ..redis_conn import Command, Flight, Function, RedisConn, RedisReplyError, RedisUnavailable, Script
 from ._redis_lua import LUA as _LUA
@@ -375,7 +376,14 @@ def _submit(cmd: dict[str, Any]) -> tuple[Tokens, Decoder]:
     tokens: Tokens = ["submit", job.id, job.type, job.idempotency_key or "", str(job.priority), sched]
     tokens += [_time(job.updated_at), str(len(fields)), *fields]
     lane = _lane(cmd)
-    if lane is None:
+    direct = cmd.get("direct", False)
+    if not isinstance(direct, bool):
+        raise CommandError(f"direct must be true or false, got {type(direct).__name__}")
+    if direct and lane is not None:
+        raise CommandError("a submit takes either lane (a gateway's) or direct (a producer's), not both")
+    if direct:
+        tokens += ["2", _time(job.updated_at)]
+    elif lane is None:
         tokens.append("0")
     else:
         tokens += ["1", str(lane["epoch"]), _time(lane["at"]), _time(lane["lease_until"]), lane["worker"]]
@@ -398,15 +406,45 @@ def _submit(cmd: dict[str, Any]) -> tuple[Tokens, Decoder]:
         outcome, epoch = _LANE_OUTCOMES[reply[1]], int(reply[2])
         if outcome != "dispatched":
             return {"job": plain, "created": True, "lane": outcome, "epoch": epoch}
-        return {
+        if direct:  # the script chose the worker and its lease
+            worker, until = _text(reply[4]), float(reply[5])
+            running = apply(job, Dispatched(worker=worker, at=job.updated_at, lease_expires_at=until))
+            made["running"] = job_to_plain(running)
+        result = {
             "job": made["running"],
             "created": True,
             "lane": outcome,
             "epoch": epoch,
             "left_best": reply[3] or None,
         }
+        if direct:
+            result["worker"] = made["running"]["attempts"][-1]["worker"]
+        return result
 
     return tokens, _Prepared(prepare, decode)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _lane_open(cmd: dict[str, Any]) -> tuple[Tokens, Decoder]:
+    worker, free, lease = _str(cmd, "worker"), _int(cmd, "free"), _num(cmd, "lease")
+    alive = _num(cmd, "alive_until")
+    if free < 0 or lease <= 0:
+        raise CommandError(f"lane_open needs free >= 0 and lease > 0, got {free} and {lease}")
+    return ["lane_open", worker, str(free), _time(lease), _time(alive)], lambda r: {"ok": bool(r)}
+
+
+def _lane_credit(cmd: dict[str, Any]) -> tuple[Tokens, Decoder]:
+    worker, freed, slots = _str(cmd, "worker"), _int(cmd, "freed"), _int(cmd, "slots")
+    alive = _num(cmd, "alive_until")
+    tokens: Tokens = ["lane_credit", worker, str(freed), str(slots), _time(alive)]
+    return tokens, lambda r: {"ok": bool(r)}  # not ok: no such registration (open it again)
+
+
+def _lane_close(cmd: dict[str, Any]) -> tuple[Tokens, Decoder]:
+    return ["lane_close", _str(cmd, "worker")], lambda r: {"ok": bool(r)}
 
 
 _LANE_OUTCOMES: Final = ("fenced", "queued", "dispatched")
@@ -629,6 +667,9 @@ _ENCODERS: Final[dict[str, Callable[[dict[str, Any]], tuple[Tokens, Decoder]]]] 
     "dlq_requeue": _dlq_requeue,
     "dlq_purge": _dlq_purge,
     "stats": _stats,
+    "lane_open": _lane_open,
+    "lane_credit": _lane_credit,
+    "lane_close": _lane_close,
 }
 
 
@@ -663,3 +704,36 @@ def _job(row: list[Any]) -> dict[str, Any]:
         "attempts_at_requeue": int(at_requeue),
         "requeue_count": int(requeues),
     }
+
+
+# --- the direct lane's lists ------------------------------------------------------------------
+
+
+def lane_key(prefix: str, worker: str) -> str:
+    """The list the script pushes a worker's direct-lane tickets to."""
+    return f"{prefix}:lane:{worker}"
+
+
+def nudge_key(prefix: str) -> str:
+    """The list (at most one item) the script pushes to when a direct submit queued a ready job."""
+    return f"{prefix}:nudge"
+
+
+def lane_ticket(raw: bytes) -> Ticket:
+    """The ticket of a job the script pushed to a lane list (its first and only attempt).
+
+    Raises:
+        ValueError: ``raw`` is not a ticket the script writes.
+    """
+    try:
+        jid, jtype, payload, timeout, priority = msgpack.unpackb(raw, raw=True)
+        return Ticket(
+            jid.decode(),
+            1,
+            jtype.decode(),
+            msgpack.unpackb(payload, raw=False),
+            float(timeout),
+            int(priority),
+        )
+    except (ValueError, TypeError, AttributeError, msgpack.UnpackException) as e:
+        raise ValueError(f"not a direct-lane ticket ({type(e).__name__}: {e})") from None

@@ -1,0 +1,229 @@
+"""The direct lane, node side: jobs that producers submit straight to Redis start on this node.
+
+How it works
+------------
+A producer (:class:`transport.redis_producer.RedisProducer`) submits to the ``redis`` store
+itself, as Huey's or RQ's producers do, with ``direct: true``. The store's script then
+dispatches the job at once, if it heads the ready queue and some node has a free direct-lane
+credit: it writes the job ``RUNNING`` under that node worker's lease and pushes its ticket to
+the list ``P:lane:<worker>``. Otherwise the job is queued as usual and the script pushes a
+nudge to ``P:nudge`` (at most one item), which the leader's feed turns into a :class:`Nudge`
+of its scheduler. Submit to start is then two process wake-ups (Redis, this node), not three
+(the gateway's node, Redis, the node again).
+
+:class:`LaneFeed` is the service ``lanefeed`` of a node with a worker pool on the ``redis``
+store:
+
+- it registers the worker (``lane_open``: ``slots`` free credits, the lease, alive until
+  ``now + alive_for``; a list left from an earlier life is dropped, whose jobs' leases run out
+  and are requeued), and refreshes the registration every ``refresh`` seconds; a node that
+  stops refreshing is passed over once ``alive_for`` ran out;
+- one task waits in ``BLPOP`` on the worker's list (and, while this node leads, on the nudge
+  list) and hands each ticket to the worker as :class:`RunJobs` with ``lane=True`` and
+  ``notify="lanefeed"``; the worker's processor runs in that very task (the runtime lends the
+  job, :meth:`~transport.runtime.NodeRuntime.borrow_job`) while a successor task waits;
+- the worker's :class:`LaneFreed` counts finished lane jobs; the count goes to Redis
+  (``lane_credit``, idempotent: the script turns only the increase since the last count into
+  credits) at once when the connection is free, and with every refresh.
+
+Leases, renewals, reports and retries are those of any dispatch. A registration that vanished
+(Redis lost its data) is opened again with the credits this node does not use. An unreachable
+Redis is one ``lanefeed.unavailable`` line; the feed retries and the node keeps running. A
+graceful stop closes the registration (``lane_close``) so producers stop choosing this node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import trio
+
+from actors import ActorRef
+from actors.elections._common import NAME as ELECTION
+from actors.elections._common import LeaderChanged, Subscribe
+from actors.jobs.messages import SCHEDULER, WORKER, LaneFreed, Nudge, RunJobs
+
+from .redis_conn import RedisConn, RedisUnavailable
+from .runtime import NodeRuntime, ServiceItem
+from .stores.base import StoreUnavailable
+from .stores.redis_store import RedisJobStore, lane_key, lane_ticket, nudge_key
+
+NAME = "lanefeed"
+"""The service's name on its node (the worker's ``RunJobs.notify``)."""
+REFRESH = 1.0
+"""Seconds between two refreshes of the registration (and the longest ``BLPOP`` wait)."""
+ALIVE_FOR = 3.0
+"""Seconds a registration stays valid without a refresh."""
+RETRY = 0.5
+"""Seconds before a call that found Redis unreachable is tried again."""
+
+
+class LaneFeed:
+    """This node's side of the direct lane (see the module docstring).
+
+    Args:
+        host, port, db, password, prefix: the ``redis`` store (as the node's store service has it).
+        worker: the worker id the script writes as lease holder (the node id for its pool).
+        slots: direct-lane jobs this node runs at once, beyond its worker pool.
+        lease: seconds a direct dispatch holds its job (renewed by the worker's heartbeats).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        db: int = 0,
+        password: str | None = None,
+        prefix: str = "troupe",
+        worker: str,
+        slots: int,
+        lease: float,
+        refresh: float = REFRESH,
+        alive_for: float = ALIVE_FOR,
+    ) -> None:
+        if slots < 1:
+            raise ValueError(f"direct lane slots must be >= 1, got {slots}")
+        if alive_for <= refresh:
+            raise ValueError(f"alive_for ({alive_for:g} s) must exceed refresh ({refresh:g} s)")
+        self.control = RedisJobStore(host, port, db, password, prefix)
+        self.waiting = RedisConn(host, port, db, password, timeout=refresh + 10.0)
+        self.prefix = prefix
+        self.worker = worker
+        self.slots = slots
+        self.lease = lease
+        self.refresh = refresh
+        self.alive_for = alive_for
+        self.leading = False
+        self.running = 0  # tickets handed to the worker and not freed yet
+        self.freed = 0  # lane jobs freed since the registration was opened
+        self.started = 0  # tickets handed to the worker in all
+        self._credit_due = trio.Event()
+        self._failing = False
+
+    async def run(
+        self, runtime: NodeRuntime, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve the direct lane until the runtime stops or this is cancelled.
+
+        Raises:
+            StoreUnavailable: Redis could not be reached to register (nothing was changed).
+        """
+        inbox = runtime.add_service(NAME)
+        me = ActorRef(runtime.node_id, NAME)
+        try:
+            await self.control.open()
+            await self._open()
+            runtime.tell(ActorRef(runtime.node_id, ELECTION), Subscribe(), sender=me)
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._listen, inbox, nursery)
+                nursery.start_soon(self._credits, runtime)
+                nursery.start_soon(self._wait_tickets, runtime, me, nursery)
+        finally:
+            runtime.remove_service(NAME)
+            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                with contextlib.suppress(StoreUnavailable, OSError):
+                    await self.control.execute([{"op": "lane_close", "worker": self.worker}])
+                await self.control.close()
+                await self.waiting.aclose()
+
+    # --- registration and credits -------------------------------------------------------------
+
+    async def _open(self) -> None:
+        free = max(0, self.slots - self.running)
+        command = {
+            "op": "lane_open",
+            "worker": self.worker,
+            "free": free,
+            "lease": self.lease,
+            "alive_until": time.time() + self.alive_for,
+        }
+        await self.control.execute([command])
+        self.freed = 0
+
+    async def _credits(self, runtime: NodeRuntime) -> None:
+        """Send the freed count at once when due, and with every refresh."""
+        while True:
+            with trio.move_on_after(self.refresh):
+                await self._credit_due.wait()
+            self._credit_due = trio.Event()
+            command = {
+                "op": "lane_credit",
+                "worker": self.worker,
+                "freed": self.freed,
+                "slots": self.slots,
+                "alive_until": time.time() + self.alive_for,
+            }
+            try:
+                (result,) = await self.control.execute([command])
+                if not result.get("ok"):
+                    await self._open()
+                    runtime.events.emit(runtime.node_id, NAME, "lanefeed.reopened", {"worker": self.worker})
+                self._recovered(runtime)
+            except StoreUnavailable as e:
+                self._unavailable(runtime, str(e))
+                await trio.sleep(RETRY)
+
+    async def _listen(self, inbox: trio.MemoryReceiveChannel[ServiceItem], nursery: trio.Nursery) -> None:
+        """Freed lane slots and leader changes; the end of the channel (the runtime stopped) ends all."""
+        async with inbox:
+            async for _, msg in inbox:
+                if isinstance(msg, LaneFreed) and msg.n > 0:
+                    self.running = max(0, self.running - msg.n)
+                    self.freed += msg.n
+                    self._credit_due.set()
+                elif isinstance(msg, LeaderChanged):
+                    self.leading = msg.leader == self.worker
+        nursery.cancel_scope.cancel()
+
+    # --- tickets --------------------------------------------------------------------------------
+
+    async def _wait_tickets(self, runtime: NodeRuntime, me: ActorRef, nursery: trio.Nursery) -> None:
+        """Wait for tickets (and nudges, while leading); a ticket whose job this task is lent
+        runs here, after a successor task took over the waiting."""
+        mine, nudges = lane_key(self.prefix, self.worker), nudge_key(self.prefix)
+        node = runtime.node_id
+        while True:
+            keys: list[Any] = [mine, nudges] if self.leading else [mine]
+            try:
+                reply = await self.waiting.execute("BLPOP", *keys, repr(self.refresh))
+            except RedisUnavailable as e:
+                self._unavailable(runtime, str(e))
+                await trio.sleep(RETRY)
+                continue
+            if reply is None:
+                continue
+            key, raw = reply
+            if key == nudges.encode():
+                runtime.tell(ActorRef(node, SCHEDULER), Nudge(), sender=me)
+                continue
+            try:
+                ticket = lane_ticket(raw)
+            except ValueError as e:
+                runtime.events.emit(node, NAME, "lanefeed.bad_ticket", {"level": "error", "error": str(e)})
+                continue
+            self.running += 1
+            self.started += 1
+            with runtime.borrow_job() as borrowed:
+                run = RunJobs(0, 0, (ticket,), lane=True, notify=NAME)
+                runtime.tell(ActorRef(node, WORKER), run, sender=me)
+            if borrowed.job is not None:
+                nursery.start_soon(self._wait_tickets, runtime, me, nursery)
+                await runtime.run_borrowed(borrowed.job)
+                return
+
+    # --- reporting ------------------------------------------------------------------------------
+
+    def _unavailable(self, runtime: NodeRuntime, why: str) -> None:
+        if not self._failing:
+            self._failing = True
+            what = {"level": "error", "error": why}
+            runtime.events.emit(runtime.node_id, NAME, "lanefeed.unavailable", what)
+
+    def _recovered(self, runtime: NodeRuntime) -> None:
+        if self._failing:
+            self._failing = False
+            runtime.events.emit(runtime.node_id, NAME, "lanefeed.recovered", {"worker": self.worker})
