@@ -35,6 +35,7 @@ def node_cmd(*args: str) -> list[str]:
 _NODE_PREFIXES = (
     "NODE_", "HEARTBEAT_", "CLUSTER_", "SERVER_", "HTTP_", "METRICS_", "AUTH_", "JWT_", "TLS_",
     "MONGODB_", "TRANSPORT", "STORE", "REDIS_", "ELECTION_", "WORKER_", "RETRY_", "MAX_RETRIES",
+    "FAST_LANE_", "DIRECT_LANE_",
 )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """10,000 jobs on three real node processes while something crashes: nothing acknowledged is lost.
 
 - over a real Redis (a ``redis-server`` of the test's own, ``appendfsync always``), a node that
-  is not the leader is SIGKILLed while it runs jobs;
+  is not the leader is SIGKILLed while it runs jobs, with the jobs submitted through the nodes'
+  gateways, and again with a producer submitting straight to Redis (the direct lane);
 - on the Raft store, the leader is SIGKILLed while the work is under way;
 - over Redis again, ``redis-server`` itself is SIGKILLed mid-run and started again on the same
   port and files.
@@ -26,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from troupe_testkit.redis_server import RedisServer
 
 from transport.bench_processors import FLUSH_ENV, LOG_ENV, read_starts
 from transport.cluster import free_ports
 from transport.jobs_client import SyncJobClient
+from transport.lane_feed import ALIVE_FOR
+from transport.redis_producer import RedisProducer
 from transport.testing import NodeProc, node_cmd, poll
 
 N = 10_000
@@ -125,6 +129,40 @@ class Submitter:
         return self.acked
 
 
+class DirectSubmitter(Submitter):
+    """Submits the jobs straight to Redis with a :class:`RedisProducer`, 256 in flight."""
+
+    def __init__(self, redis_port: int, n: int, seconds: float, long: float | None = None) -> None:
+        super().__init__(None, n, seconds, long)  # type: ignore[arg-type]
+        self.port = redis_port
+
+    def _run(self) -> None:
+        async def main() -> None:
+            acked: list[dict[str, Any]] = [{} for _ in self.specs]
+            todo = iter(enumerate(self.specs))
+            async with RedisProducer(port=self.port, timeout=60) as producer:
+
+                async def lane() -> None:
+                    for i, spec in todo:
+                        acked[i] = await producer.submit(spec["type"], spec["payload"], id=spec["id"])
+
+                async with trio.open_nursery() as nursery:
+                    for _ in range(256):
+                        nursery.start_soon(lane)
+            self.acked = acked
+
+        try:
+            trio.run(main)
+        except BaseException as e:  # reported by join()
+            self.error = e
+
+
+def went_direct(job: dict[str, Any]) -> bool:
+    """True if the store dispatched ``job`` at a producer's submit: its first attempt opened at
+    the very time it was created (a scheduler's or a gateway's dispatch comes later)."""
+    return bool(job["attempts"]) and job["attempts"][0]["started"] == job["created_at"]
+
+
 def successes(jobs: SyncJobClient) -> int:
     return int(jobs.stats()["by_status"].get("SUCCESS", 0))
 
@@ -209,7 +247,11 @@ def kill_while_busy(jobs: SyncJobClient, cluster: Cluster, victim: str, floor: i
 
 
 def run_with_crash(
-    tmp: Path, store: str, choose_victim: Callable[[str], str], redis_port: int | None = None
+    tmp: Path,
+    store: str,
+    choose_victim: Callable[[str], str],
+    redis_port: int | None = None,
+    direct: bool = False,
 ) -> None:
     cluster = start_cluster(tmp, store, redis_port)
     try:
@@ -219,7 +261,11 @@ def run_with_crash(
         victim = choose_victim(leader)
         with SyncJobClient(cluster.addresses(last=victim), cluster="tk", timeout=60) as jobs:
             # Given 10,000 jobs being submitted and run
-            submitter = Submitter(jobs, N, 0.005, long=0.3).start()
+            if direct:
+                assert redis_port is not None
+                submitter: Submitter = DirectSubmitter(redis_port, N, 0.005, long=0.3).start()
+            else:
+                submitter = Submitter(jobs, N, 0.005, long=0.3).start()
             # When a node is SIGKILLed while it runs jobs
             held = kill_while_busy(jobs, cluster, victim, floor=N // 5)
             acked = submitter.join(120)
@@ -233,6 +279,8 @@ def run_with_crash(
                 f"{store}: SIGKILLed {victim} (leader {leader}) while it held {len(held)} running "
                 f"jobs; {moved} of them succeeded on another node"
             )
+            if direct:
+                check_direct_lane(redis_port, everything, victim)
         # And the survivors stop cleanly
         for nid, node in cluster.nodes.items():
             if nid != victim:
@@ -247,6 +295,37 @@ def test_10k_jobs_over_redis_survive_a_sigkilled_worker_node(tmp_path: Path) -> 
     (tmp_path / "redis").mkdir()
     with RedisServer(tmp_path / "redis", fsync=True) as redis:
         run_with_crash(tmp_path, "redis", lambda leader: next(n for n in IDS if n != leader), redis.port)
+
+
+def check_direct_lane(redis_port: int | None, everything: dict[str, dict[str, Any]], victim: str) -> None:
+    """Some jobs went by the direct lane; once the victim's registration ran out, a producer's
+    jobs go to the live nodes only, each dispatched at its submit."""
+    assert redis_port is not None
+    direct = [j for j in everything.values() if went_direct(j)]
+    assert direct, "no job went by the direct lane"
+    time.sleep(ALIVE_FOR + 0.5)
+
+    async def late() -> list[dict[str, Any]]:
+        out = []
+        async with RedisProducer(port=redis_port) as producer:
+            for i in range(10):
+                out.append(await producer.submit("bench.work", {"key": f"late{i}", "seconds": 0.001}))
+                await trio.sleep(0.1)
+        return out
+
+    jobs = trio.run(late)
+    workers = {j["attempts"][0]["worker"] for j in jobs if went_direct(j)}
+    assert workers and victim not in workers, [j["attempts"] for j in jobs]
+    print(f"direct lane: {len(direct)} of {N} jobs started at submit; after the kill, late jobs: {workers}")
+
+
+@pytest.mark.slow
+def test_10k_direct_submits_over_redis_survive_a_sigkilled_worker_node(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    with RedisServer(tmp_path / "redis", fsync=True) as redis:
+        run_with_crash(
+            tmp_path, "redis", lambda leader: next(n for n in IDS if n != leader), redis.port, direct=True
+        )
 
 
 @pytest.mark.slow
