@@ -16,8 +16,11 @@ Everything runs on this machine and is started here, in a temporary directory:
 It waits until every node names the same leader, runs a few warm-up jobs, then measures:
 
 1. **throughput**: ``--n`` no-op jobs are submitted as fast as one client process can, keeping
-   ``--window`` submits in flight, spread over every node's gateway (each submit is
-   acknowledged once the store holds it durably).
+   ``--window`` submits in flight, spread over every node's gateway, or with ``--submit
+   direct`` (the default on ``redis``) straight to Redis by one
+   :class:`~transport.redis_producer.RedisProducer` (each submit is acknowledged once the store
+   holds it durably). Each submit's time is taken before its job is made, so making the job
+   counts, as it does for Huey in ``troupe bench huey``.
    Jobs per second = N / (time from the first submit to the moment the store's ``stats`` show
    all N of them ``SUCCESS``; stats are polled every 100 ms, every 50 ms near the end);
 2. **latency**: ``--latency-jobs`` jobs submitted one by one at ``--rate`` jobs per second;

@@ -28,7 +28,9 @@ store:
 
 Leases, renewals, reports and retries are those of any dispatch. A registration that vanished
 (Redis lost its data) is opened again with the credits this node does not use. An unreachable
-Redis is one ``lanefeed.unavailable`` line; the feed retries and the node keeps running. A
+Redis (down, still loading its data after a restart, or refusing) is one
+``lanefeed.unavailable`` line; the feed retries every ``RETRY`` seconds and the node keeps
+running (``lanefeed.recovered`` once a refresh goes through again). A
 graceful stop closes the registration (``lane_close``) so producers stop choosing this node.
 """
 
@@ -45,7 +47,7 @@ from actors.elections._common import NAME as ELECTION
 from actors.elections._common import LeaderChanged, Subscribe
 from actors.jobs.messages import SCHEDULER, WORKER, LaneFreed, Nudge, RunJobs
 
-from .redis_conn import RedisConn, RedisUnavailable
+from .redis_conn import RedisConn, RedisReplyError, RedisUnavailable
 from .runtime import NodeRuntime, ServiceItem
 from .stores.base import StoreUnavailable
 from .stores.redis_store import RedisJobStore, lane_key, lane_ticket, nudge_key
@@ -163,8 +165,8 @@ class LaneFeed:
                     await self._open()
                     runtime.events.emit(runtime.node_id, NAME, "lanefeed.reopened", {"worker": self.worker})
                 self._recovered(runtime)
-            except StoreUnavailable as e:
-                self._unavailable(runtime, str(e))
+            except Exception as e:  # Redis down, loading, or refusing: say so once, try again
+                self._unavailable(runtime, _one_line(e))
                 await trio.sleep(RETRY)
 
     async def _listen(self, inbox: trio.MemoryReceiveChannel[ServiceItem], nursery: trio.Nursery) -> None:
@@ -190,8 +192,8 @@ class LaneFeed:
             keys: list[Any] = [mine, nudges] if self.leading else [mine]
             try:
                 reply = await self.waiting.execute("BLPOP", *keys, repr(self.refresh))
-            except RedisUnavailable as e:
-                self._unavailable(runtime, str(e))
+            except (RedisUnavailable, RedisReplyError) as e:  # down, or LOADING after a restart
+                self._unavailable(runtime, _one_line(e))
                 await trio.sleep(RETRY)
                 continue
             if reply is None:
@@ -227,3 +229,8 @@ class LaneFeed:
         if self._failing:
             self._failing = False
             runtime.events.emit(runtime.node_id, NAME, "lanefeed.recovered", {"worker": self.worker})
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if isinstance(e, (StoreUnavailable, RedisUnavailable)) else f"{type(e).__name__}: {text}"

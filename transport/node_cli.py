@@ -854,11 +854,12 @@ async def serve_lane_feed(runtime: NodeRuntime, settings: NodeSettings, retry_ma
         try:
             await feed.run(runtime)
             return
-        except StoreUnavailable as e:
+        except Exception as e:  # Redis unreachable or refusing at registration: not fatal
             if not failing:
                 failing = True
+                why = " ".join(str(e).split())
                 runtime.events.emit(
-                    settings.node_id, "lanefeed", "lanefeed.unavailable", {"level": "error", "error": str(e)}
+                    settings.node_id, "lanefeed", "lanefeed.unavailable", {"level": "error", "error": why}
                 )
         with trio.move_on_after(delay):
             while runtime.running:
