@@ -84,7 +84,7 @@ def attempt_from_plain(data: Any, where: str = "attempt") -> Attempt:
 def _fast_job(data: dict[str, Any]) -> Job | None:
     """The job in ``data`` if every field has exactly its plain type and there are no attempts
     (a new job, the hot case), else None: :func:`job_from_plain` then checks field by field."""
-    if data.get("attempts") != []:  # noqa: PLC1901 - an empty list, not any falsy value
+    if data.get("attempts") != []:  # an empty list: a new job
         return None
     try:
         jid, jtype, prio, retries = data["id"], data["type"], data["priority"], data["max_retries"]
