@@ -54,8 +54,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy --strict actors sim transport
 
+# Two workers: the multi-process tests spend much of their time waiting for their nodes.
 pytest: setup-test
-	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -n 2 --dist worksteal
 
 bench: setup
 	$(BIN)/troupe bench sim
