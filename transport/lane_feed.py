@@ -24,7 +24,9 @@ store:
   job, :meth:`~transport.runtime.NodeRuntime.borrow_job`) while a successor task waits;
 - the worker's :class:`LaneFreed` counts finished lane jobs; the count goes to Redis
   (``lane_credit``, idempotent: the script turns only the increase since the last count into
-  credits) at once when the connection is free, and with every refresh.
+  credits) at once when the connection is free, and with every refresh;
+- a watchdog drops the waiting connection if a ``BLPOP`` stays unanswered ``stuck`` seconds
+  past ``refresh`` (a server that took it and went silent), so waiting starts over.
 
 Leases, renewals, reports and retries are those of any dispatch. A registration that vanished
 (Redis lost its data) is opened again with the credits this node does not use. An unreachable
@@ -60,6 +62,8 @@ ALIVE_FOR = 3.0
 """Seconds a registration stays valid without a refresh."""
 RETRY = 0.5
 """Seconds before a call that found Redis unreachable is tried again."""
+STUCK = 5.0
+"""Seconds past ``refresh`` after which an unanswered BLPOP counts as a dead connection."""
 
 
 class LaneFeed:
@@ -85,19 +89,24 @@ class LaneFeed:
         lease: float,
         refresh: float = REFRESH,
         alive_for: float = ALIVE_FOR,
+        stuck: float = STUCK,
     ) -> None:
         if slots < 1:
             raise ValueError(f"direct lane slots must be >= 1, got {slots}")
         if alive_for <= refresh:
             raise ValueError(f"alive_for ({alive_for:g} s) must exceed refresh ({refresh:g} s)")
         self.control = RedisJobStore(host, port, db, password, prefix)
-        self.waiting = RedisConn(host, port, db, password, timeout=refresh + 10.0)
+        # No per-call timeout on the waiting connection (its cancel scope costs on every job's
+        # path): BLPOP returns within ``refresh``, and _watch aborts a wait that does not.
+        self.waiting = RedisConn(host, port, db, password, timeout=None)
+        self._waiting_since: float | None = None
         self.prefix = prefix
         self.worker = worker
         self.slots = slots
         self.lease = lease
         self.refresh = refresh
         self.alive_for = alive_for
+        self.stuck = stuck
         self.leading = False
         self.running = 0  # tickets handed to the worker and not freed yet
         self.freed = 0  # lane jobs freed since the registration was opened
@@ -123,6 +132,7 @@ class LaneFeed:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._listen, inbox, nursery)
                 nursery.start_soon(self._credits, runtime)
+                nursery.start_soon(self._watch, runtime)
                 nursery.start_soon(self._wait_tickets, runtime, me, nursery)
         finally:
             runtime.remove_service(NAME)
@@ -169,6 +179,15 @@ class LaneFeed:
                 self._unavailable(runtime, _one_line(e))
                 await trio.sleep(RETRY)
 
+    async def _watch(self, runtime: NodeRuntime) -> None:
+        """Abort a BLPOP that Redis took and never answered (the connection is then opened again)."""
+        while True:
+            await trio.sleep(self.refresh)
+            since = self._waiting_since
+            if since is not None and trio.current_time() - since > self.refresh + self.stuck:
+                self.waiting.abort()
+                self._unavailable(runtime, f"redis at {self.waiting.address}: BLPOP unanswered")
+
     async def _listen(self, inbox: trio.MemoryReceiveChannel[ServiceItem], nursery: trio.Nursery) -> None:
         """Freed lane slots and leader changes; the end of the channel (the runtime stopped) ends all."""
         async with inbox:
@@ -190,12 +209,15 @@ class LaneFeed:
         node = runtime.node_id
         while True:
             keys: list[Any] = [mine, nudges] if self.leading else [mine]
+            self._waiting_since = trio.current_time()
             try:
                 reply = await self.waiting.execute("BLPOP", *keys, repr(self.refresh))
             except (RedisUnavailable, RedisReplyError) as e:  # down, or LOADING after a restart
+                self._waiting_since = None
                 self._unavailable(runtime, _one_line(e))
                 await trio.sleep(RETRY)
                 continue
+            self._waiting_since = None
             if reply is None:
                 continue
             key, raw = reply

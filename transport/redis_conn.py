@@ -303,6 +303,11 @@ class RedisConn:
         self.register(script)
         return (await self.pipeline([script.command(keys, args)]))[0]
 
+    def abort(self) -> None:
+        """Drop the connection now, from any task: a call waiting on it fails at once with
+        :class:`RedisUnavailable` (a watchdog's way out of a call made without ``timeout``)."""
+        self._drop()
+
     async def aclose(self) -> None:
         """Close the connection (a later call opens a new one)."""
         async with self._lock:
@@ -380,6 +385,9 @@ class RedisConn:
         if sock is None:
             sock = await self._ensure()  # never for a flight: begin() needs an open connection
         try:
+            if flight is None:  # sent before the timeout's cancel scope is entered (it costs)
+                request = _pack(commands)
+                flight = Flight(tuple(commands), memoryview(request)[_send_some(sock, request) :])
             if self.timeout is None:
                 return await self._exchange(sock, commands, while_waiting, flight)
             with trio.fail_after(self.timeout):
