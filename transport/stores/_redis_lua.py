@@ -233,6 +233,23 @@ local function lane_pick(at)
   return best
 end
 
+-- A new job written RUNNING at once (a fast lane's dispatch): its fields `set`, then the open
+-- first attempt of `worker` from `at` and its lease; it never enters the ready and PENDING sets.
+local function write_running(id, set, worker, at, lease_until)
+  local k = #set
+  set[k + 1], set[k + 2], set[k + 3] = "status", "RUNNING", "attempts"
+  set[k + 4] = cmsgpack.pack({{1, worker, tonumber(at), false, false, "RUNNING"}})
+  set[k + 5], set[k + 6], set[k + 7], set[k + 8] = "updated_at", at, "lease_expires_at", lease_until
+  call("HSET", jk(id), unpack(set))
+  call("ZADD", RUNNING, lease_until, id)
+end
+
+-- The priority of the ready queue's head (`top`, a ZRANGE WITHSCORES of one), 0 if empty.
+local function best_of(top)
+  if #top == 0 then return 0 end
+  return 10 - math.floor(tonumber(top[2]) / TWO40)
+end
+
 local OPS = {}
 
 function OPS.noop() return 0 end
@@ -274,15 +291,8 @@ function OPS.submit()
       if #top > 0 and tonumber(top[2]) < (11 - prio) * TWO40 then
         code = 1
       else
-        local k = #set
-        set[k + 1], set[k + 2], set[k + 3] = "status", "RUNNING", "attempts"
-        set[k + 4] = cmsgpack.pack({{1, lworker, tonumber(lat), false, false, "RUNNING"}})
-        set[k + 5], set[k + 6], set[k + 7], set[k + 8] = "updated_at", lat, "lease_expires_at", llease
-        call("HSET", jk(id), unpack(set))
-        call("ZADD", RUNNING, llease, id)
-        local best = 0
-        if #top > 0 then best = 10 - math.floor(tonumber(top[2]) / TWO40) end
-        return {1, 2, epoch, best}
+        write_running(id, set, lworker, lat, llease)
+        return {1, 2, epoch, best_of(top)}
       end
     end
   end
@@ -295,18 +305,11 @@ function OPS.submit()
     if #top == 0 or tonumber(top[2]) >= (11 - prio) * TWO40 then w = lane_pick(lat) end
     if w then
       local lease_until = fmt(tonumber(lat) + tonumber(call("HGET", LANE_LEASE, w)))
-      local k = #set
-      set[k + 1], set[k + 2], set[k + 3] = "status", "RUNNING", "attempts"
-      set[k + 4] = cmsgpack.pack({{1, w, tonumber(lat), false, false, "RUNNING"}})
-      set[k + 5], set[k + 6], set[k + 7], set[k + 8] = "updated_at", lat, "lease_expires_at", lease_until
-      call("HSET", jk(id), unpack(set))
-      call("ZADD", RUNNING, lease_until, id)
+      write_running(id, set, w, lat, lease_until)
       call("HINCRBY", LANE_FREE, w, -1)
       -- set[6] is the payload and set[12] the timeout: the encoder's fixed field order
       call("RPUSH", P .. "lane:" .. w, cmsgpack.pack({id, jtype, set[6], set[12], prio}))
-      local best = 0
-      if #top > 0 then best = 10 - math.floor(tonumber(top[2]) / TWO40) end
-      return {1, 2, epoch, best, w, lease_until}
+      return {1, 2, epoch, best_of(top), w, lease_until}
     end
     code = 1
   end
