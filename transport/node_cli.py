@@ -816,12 +816,9 @@ async def serve_store(runtime: NodeRuntime, settings: NodeSettings, retry_max: f
                     {"level": "error", "store": settings.store, "error": str(e), "retry": "with backoff"},
                 )
             status.failing = True
-        with trio.move_on_after(delay):
-            while runtime.running:
-                await trio.sleep(0.05)
+        delay = await _back_off(runtime, delay, retry_max)
         if not runtime.running:
             return
-        delay = min(retry_max, delay * 2)
 
 
 def direct_lane(settings: NodeSettings, runtime: NodeRuntime) -> bool:
@@ -861,10 +858,15 @@ async def serve_lane_feed(runtime: NodeRuntime, settings: NodeSettings, retry_ma
                 runtime.events.emit(
                     settings.node_id, "lanefeed", "lanefeed.unavailable", {"level": "error", "error": why}
                 )
-        with trio.move_on_after(delay):
-            while runtime.running:
-                await trio.sleep(0.05)
-        delay = min(retry_max, delay * 2)
+        delay = await _back_off(runtime, delay, retry_max)
+
+
+async def _back_off(runtime: NodeRuntime, delay: float, retry_max: float) -> float:
+    """Wait ``delay`` seconds, or less if the runtime stops meanwhile; the next, doubled delay."""
+    with trio.move_on_after(delay):
+        while runtime.running:
+            await trio.sleep(0.05)
+    return min(retry_max, delay * 2)
 
 
 class _Opened:
