@@ -21,7 +21,8 @@ store:
 - one task waits in ``BLPOP`` on the worker's list (and, while this node leads, on the nudge
   list) and hands each ticket to the worker as :class:`RunJobs` with ``lane=True`` and
   ``notify="lanefeed"``; the worker's processor runs in that very task (the runtime lends the
-  job, :meth:`~transport.runtime.NodeRuntime.borrow_job`) while a successor task waits;
+  job, :meth:`~transport.runtime.NodeRuntime.borrow_job`) while another task waits: one that
+  finished its job and idles (tasks are reused) or, if none does, a new one;
 - the worker's :class:`LaneFreed` counts finished lane jobs; the count goes to Redis
   (``lane_credit``, idempotent: the script turns only the increase since the last count into
   credits) at once when the connection is free, and with every refresh;
@@ -44,7 +45,7 @@ from typing import Any
 
 import trio
 
-from actors import ActorRef
+from actors import ActorRef, ExecuteJob
 from actors.elections._common import NAME as ELECTION
 from actors.elections._common import LeaderChanged, Subscribe
 from actors.jobs.messages import SCHEDULER, WORKER, LaneFreed, Nudge, RunJobs
@@ -111,8 +112,10 @@ class LaneFeed:
         self.running = 0  # tickets handed to the worker and not freed yet
         self.freed = 0  # lane jobs freed since the registration was opened
         self.started = 0  # tickets handed to the worker in all
+        self.tasks = 0  # tasks started to wait for tickets (reused from job to job)
         self._credit_due = trio.Event()
         self._failing = False
+        self._idle: list[trio.Event] = []  # feed tasks done with their job, waiting to wait again
 
     async def run(
         self, runtime: NodeRuntime, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -133,6 +136,7 @@ class LaneFeed:
                 nursery.start_soon(self._listen, inbox, nursery)
                 nursery.start_soon(self._credits, runtime)
                 nursery.start_soon(self._watch, runtime)
+                self.tasks += 1
                 nursery.start_soon(self._wait_tickets, runtime, me, nursery)
         finally:
             runtime.remove_service(NAME)
@@ -203,8 +207,25 @@ class LaneFeed:
     # --- tickets --------------------------------------------------------------------------------
 
     async def _wait_tickets(self, runtime: NodeRuntime, me: ActorRef, nursery: trio.Nursery) -> None:
-        """Wait for tickets (and nudges, while leading); a ticket whose job this task is lent
-        runs here, after a successor task took over the waiting."""
+        """One of the feed's tasks: it waits for tickets while it is the waiting one, runs the
+        job of the ticket it got after handing the waiting over, then idles until handed it back.
+
+        A task is thus reused from job to job: handing the waiting to an idle task is one
+        ``Event.set``, cheaper on a job's path to its start than a new task (``start_soon``)."""
+        while True:
+            job = await self._next_job(runtime, me)
+            if self._idle:
+                self._idle.pop().set()  # the most recently idle task: the warmest
+            else:
+                self.tasks += 1
+                nursery.start_soon(self._wait_tickets, runtime, me, nursery)
+            await runtime.run_borrowed(job)
+            woken = trio.Event()
+            self._idle.append(woken)
+            await woken.wait()
+
+    async def _next_job(self, runtime: NodeRuntime, me: ActorRef) -> ExecuteJob:
+        """Wait for tickets (and nudges, while leading) until one gives this task its job to run."""
         mine, nudges = lane_key(self.prefix, self.worker), nudge_key(self.prefix)
         node = runtime.node_id
         while True:
@@ -235,9 +256,7 @@ class LaneFeed:
                 run = RunJobs(0, 0, (ticket,), lane=True, notify=NAME)
                 runtime.tell(ActorRef(node, WORKER), run, sender=me)
             if borrowed.job is not None:
-                nursery.start_soon(self._wait_tickets, runtime, me, nursery)
-                await runtime.run_borrowed(borrowed.job)
-                return
+                return borrowed.job
 
     # --- reporting ------------------------------------------------------------------------------
 

@@ -339,17 +339,13 @@ class NodeRuntime:
     async def run_borrowed(self, job: ExecuteJob) -> None:
         """Run a job taken with :meth:`borrow_job` in the calling task, as its own task would
         (timeout, cancellation, ``JobDone``), cancelled when the runtime stops or crashes."""
-        with trio.CancelScope() as scope:
-            self._borrowed_scopes.add(scope)
-            if not self.running:
-                scope.cancel()
-            try:
-                await self._run_job(job)
-            finally:
-                self._borrowed_scopes.discard(scope)
+        if self.running:
+            await self._run_job(job, borrowed=True)
 
     def _cancel_borrowed(self) -> None:
+        """Cancel every borrowed job as a crash would: no ``JobDone`` follows."""
         for scope in list(self._borrowed_scopes):
+            self._borrowed_scopes.discard(scope)  # the mark _run_job reads
             scope.cancel()
 
     # ---------------------------------------------------------------- actors
@@ -777,7 +773,10 @@ class NodeRuntime:
             self._diag("runtime.executor_error", level="error", actor=name, error=error)
             self.job_done(name, job.job_id, False, error=error)
 
-    async def _run_job(self, job: ExecuteJob) -> None:
+    async def _run_job(self, job: ExecuteJob, borrowed: bool = False) -> None:
+        """Run ``job``'s processor under its timeout and send its ``JobDone``. A borrowed job's
+        scope is also the one :meth:`_cancel_borrowed` cancels (one scope on the job's path,
+        not two): a job so cancelled ends without a ``JobDone``, as in a crash."""
         self.stats.jobs_run += 1
         started = trio.current_time()
         proc = self.processors.get(job.job_type)
@@ -792,6 +791,8 @@ class NodeRuntime:
             # after noting a reason (so a reason tells a cancel from a timeout).
             with trio.CancelScope(deadline=started + job.timeout) as scope:
                 self._jobs[key] = (scope, reasons)
+                if borrowed:
+                    self._borrowed_scopes.add(scope)
                 try:
                     result = await proc(job.payload)
                     ok = True
@@ -799,6 +800,10 @@ class NodeRuntime:
                     error = f"{type(e).__name__}: {e}"
                 finally:
                     self._jobs.pop(key, None)
+                    stopped = borrowed and scope not in self._borrowed_scopes
+                    self._borrowed_scopes.discard(scope)
+            if stopped:  # cancelled by a stop or a crash of the runtime
+                return
             if scope.cancelled_caught:
                 ok, result = False, None
                 error = f"cancelled: {reasons[0]}" if reasons else f"timed out after {job.timeout} s"

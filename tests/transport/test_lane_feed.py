@@ -95,6 +95,44 @@ async def test_a_ticket_runs_the_job_in_the_feed_and_a_silent_server_is_dropped(
     await conn.aclose()
 
 
+async def test_the_feed_reuses_its_tasks_from_job_to_job(redis_server: RedisServer) -> None:
+    conn = RedisConn(port=redis_server.port)
+    await conn.execute("FLUSHALL")
+    ran: list[Any] = []
+
+    async def record(payload: Any) -> None:
+        ran.append(payload)
+
+    hub = MemoryHub()
+    runtime = NodeRuntime("n1", blueprint, hub.transport("n1"), events=EventLog(), processors={"t": record})
+    feed = LaneFeed(port=redis_server.port, worker="n1", slots=1, lease=20.0, refresh=0.2, alive_for=1.0)
+    store = RedisJobStore(port=redis_server.port)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runtime.serve)
+        await nursery.start(feed.run, runtime)
+        await store.open()
+        # When 20 producer jobs run on the lane one after the other
+        for k in range(20):
+            with trio.fail_after(5):
+                while await conn.execute("HGET", "troupe:lane_free", "n1") != b"1":
+                    await trio.sleep(0.01)
+            (result,) = await store.execute(
+                [{"op": "submit", "job": new_job("t", {"k": k}, max_retries=0), "direct": True}]
+            )
+            assert result["lane"] == "dispatched"
+            with trio.fail_after(5):
+                while len(ran) <= k:
+                    await trio.sleep(0.01)
+        # Expect each to have run once, by two tasks taking turns (not one new task per job)
+        assert ran == [{"k": k} for k in range(20)] and feed.started == 20
+        assert feed.tasks == 2
+        await store.close()
+        runtime.stop()
+        await trio.sleep(0.3)
+        nursery.cancel_scope.cancel()
+    await conn.aclose()
+
+
 async def _swallow(listener: trio.SocketListener) -> None:
     streams: list[trio.SocketStream] = []
     try:
