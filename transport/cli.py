@@ -4,6 +4,7 @@
 :mod:`transport.node_cli`; ``submit``, ``jobs``, ``dlq`` and ``stats`` from
 :mod:`transport.jobs_cli`; ``bench failover`` and ``bench raft`` from :mod:`transport.bench`;
 ``bench jobs`` from :mod:`transport.bench_jobs`; ``bench huey`` from :mod:`transport.bench_huey`;
+``bench versus`` from :mod:`transport.bench_versus`;
 ``config`` from :mod:`transport.config_cli`.
 Every handler returns the process exit code. A malformed command line is reported in one line
 (``troupe submit: error: ...; see troupe submit --help``) with exit code 2.
@@ -26,7 +27,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from sim import cli as sim_cli
-    from transport import auth_cli, bench_huey, bench_jobs, config_cli, jobs_cli, node_cli
+    from transport import auth_cli, bench_huey, bench_jobs, bench_versus, config_cli, jobs_cli, node_cli
     from transport import bench as bench_cli
 
     parser = OneLineParser(
@@ -44,13 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     config_cli.register(sub)
     auth_cli.register(sub)
     bench = sub.add_parser(
-        "bench", help="benchmarks: the simulator, real-process failover, Raft, jobs, jobs on Huey"
+        "bench", help="benchmarks: the simulator, real-process failover, Raft, jobs, jobs on Huey, both"
     )
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="TARGET")
     sim_cli.register_bench(bench_sub)
     bench_cli.register(bench_sub)
     bench_jobs.register(bench_sub)
     bench_huey.register(bench_sub)
+    bench_versus.register(bench_sub)
     return parser
 
 
