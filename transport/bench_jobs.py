@@ -248,7 +248,7 @@ async def _submit_all(clients: list[Any], ids: list[str], window: int, acked: di
     async def lane(client: Any) -> None:
         for jid in it:
             at = time.time()
-            await client.request({"op": "submit", "job": client.new_job("bench", jid, id=jid)})
+            await client.submit("bench", jid, id=jid)
             acked[jid] = at
 
     async with trio.open_nursery() as nursery:
@@ -348,7 +348,7 @@ async def drive(
 
             async def one(gateway: Any, jid: str) -> None:
                 at = time.time()
-                await gateway.request({"op": "submit", "job": gateway.new_job("bench", jid, id=jid)})
+                await gateway.submit("bench", jid, id=jid)
                 acked[jid] = at
 
             async with trio.open_nursery() as nursery:

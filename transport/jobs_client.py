@@ -383,6 +383,7 @@ class JobClient:
         max_retries: int | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
+        id: str | None = None,
     ) -> JobDict:
         """Submit one job; returns its record (``status`` ``PENDING``, ``id``, ...).
 
@@ -394,6 +395,8 @@ class JobClient:
             max_retries: retries after the first attempt (default 3).
             timeout: seconds one attempt may run (default 30).
             idempotency_key: a second submit with the same key returns the first job.
+            id: the job's id (default: a new UUID); a second submit with the same id returns
+                the first job, so a submit whose answer was lost can be sent again.
 
         Raises:
             JobError: a bad argument or a refused submit (one line), or no node answered.
@@ -407,6 +410,7 @@ class JobClient:
             max_retries=max_retries,
             timeout=timeout,
             idempotency_key=idempotency_key,
+            id=id,
         )
         result = await self.request({"op": "submit", "job": job})
         out: JobDict = result["job"]
@@ -551,6 +555,45 @@ def new_job(
     """
     from actors.jobs._plain import job_to_plain
 
+    plain = job_to_plain(
+        make_job(
+            type,
+            payload,
+            priority=priority,
+            delay=delay,
+            scheduled_at=scheduled_at,
+            max_retries=max_retries,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            id=id,
+            now=now,
+        )
+    )
+    if max_retries is None:
+        plain["max_retries"] = None  # the node's MAX_RETRIES decides (filled in by its gateway)
+    return plain
+
+
+def make_job(
+    type: str,
+    payload: Any = None,
+    *,
+    priority: int | str = "normal",
+    delay: float | None = None,
+    scheduled_at: float | None = None,
+    max_retries: int | None = None,
+    timeout: float | None = None,
+    idempotency_key: str | None = None,
+    id: str | None = None,
+    now: float | None = None,
+) -> Job:
+    """:func:`new_job`'s job itself, checked, with ``max_retries`` 3 if None (a producer that
+    writes to the store itself, :class:`~transport.redis_producer.RedisProducer`, submits it
+    as it is, without a round trip through the plain record).
+
+    Raises:
+        JobError: a field is not allowed (one line naming it).
+    """
     if not isinstance(type, str) or not type.strip():
         raise JobError(f"job type must be a non-empty string such as 'email', got {type!r}")
     at = time.time() if now is None else now
@@ -584,10 +627,7 @@ def new_job(
         )
     except ValueError as e:
         raise JobError(_one_line(str(e))) from None
-    plain = job_to_plain(job)
-    if max_retries is None:
-        plain["max_retries"] = None  # the node's MAX_RETRIES decides (filled in by its gateway)
-    return plain
+    return job
 
 
 # --- the synchronous facade ------------------------------------------------------------------

@@ -34,7 +34,7 @@ import trio
 
 from actors.jobs import RetryPolicy
 
-from .jobs_client import JobDict, JobError, new_job
+from .jobs_client import JobDict, JobError, make_job, new_job
 from .stores.base import StoreUnavailable
 from .stores.redis_store import RedisJobStore
 
@@ -139,7 +139,10 @@ class RedisProducer:
         Raises:
             JobError: a bad argument, a refused submit or an unreachable Redis (one line).
         """
-        result = await self.request({"op": "submit", "job": self.new_job(type, payload, **options)})
+        if options.get("max_retries") is None:
+            options["max_retries"] = self.default_max_retries
+        # the checked Job itself: the store writes it without parsing a plain record again
+        result = await self.request({"op": "submit", "job": make_job(type, payload, **options)})
         job: JobDict = result["job"]
         return job
 

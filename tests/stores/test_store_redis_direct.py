@@ -194,3 +194,21 @@ async def test_a_store_without_the_lane_registered_queues_direct_submits(redis_s
         # And the leader's scheduler finds them ready, in order
         (ready,) = await store.execute([{"op": "ready", "at": T0 + 2, "limit": 10}])
         assert [j[0] for j in ready["jobs"]] == ["a", "b"]
+
+
+async def test_a_job_object_is_submitted_as_its_plain_record_would_be(redis_server: RedisServer) -> None:
+    # Given the same new job twice: as a Job (a producer's, checked when made) and as its record
+    made = Job.create("obj", "t", {"k": [1, 2]}, now=T0, priority=8, max_retries=2)
+    plain = {**job_to_plain(made), "id": "rec"}
+    async with fresh_store(redis_server) as store:
+        # When each is submitted straight to the store
+        by_object, by_record = await store.execute(
+            [{"op": "submit", "job": made, "direct": True}, {"op": "submit", "job": plain, "direct": True}]
+        )
+        # Expect the same result and the same stored job, but for the id
+        assert by_object["created"] and by_object["job"] == {**by_record["job"], "id": "obj"}
+        got = await store.execute([{"op": "get", "id": "obj"}, {"op": "get", "id": "rec"}])
+        assert got[0]["job"] == {**got[1]["job"], "id": "obj"}
+        # And anything else in its place is still refused in one line
+        (bad,) = await store.execute([{"op": "submit", "job": "obj", "direct": True}])
+        assert bad["error"].startswith("submit: ") and "\n" not in bad["error"]

@@ -75,7 +75,7 @@ from typing import Any, Final
 
 import msgpack
 
-from actors.jobs import PENDING, STATUSES, RetryPolicy
+from actors.jobs import PENDING, STATUSES, Job, RetryPolicy
 from actors.jobs._plain import job_from_plain, job_to_plain
 from actors.jobs._transitions import Dispatched, apply
 from actors.jobs.machine import MAX_PAGE, OPS, CommandError, _int, _lane, _num, _opt_str, _page, _pairs, _str
@@ -353,10 +353,14 @@ def _first_error(*checks: Callable[[], object]) -> str | None:
 
 
 def _submit(cmd: dict[str, Any]) -> tuple[Tokens, Decoder]:
-    try:
-        job = job_from_plain(cmd.get("job"))
-    except ValueError as e:
-        raise CommandError(str(e)) from None
+    raw = cmd.get("job")
+    if isinstance(raw, Job):  # checked when it was made (a producer in this process); immutable
+        job = raw
+    else:
+        try:
+            job = job_from_plain(raw)
+        except ValueError as e:
+            raise CommandError(str(e)) from None
     if job.status != PENDING or job.attempts or job.lease_expires_at is not None:
         raise CommandError(f"job {job.id!r}: a new job must be PENDING with no attempts")
     try:
