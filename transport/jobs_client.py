@@ -535,42 +535,19 @@ def _check_id(value: Any) -> str:
     return value.strip()
 
 
-def new_job(
-    type: str,
-    payload: Any = None,
-    *,
-    priority: int | str = "normal",
-    delay: float | None = None,
-    scheduled_at: float | None = None,
-    max_retries: int | None = None,
-    timeout: float | None = None,
-    idempotency_key: str | None = None,
-    id: str | None = None,
-    now: float | None = None,
-) -> JobDict:
-    """A new PENDING job as the plain record a ``submit`` command carries (see :class:`Job`).
+def new_job(type: str, payload: Any = None, **options: Any) -> JobDict:
+    """A new PENDING job as the plain record a ``submit`` command carries (see :class:`Job`);
+    takes :func:`make_job`'s arguments. Without ``max_retries`` the record's is None: the node's
+    ``MAX_RETRIES`` decides (filled in by its gateway).
 
     Raises:
         JobError: a field is not allowed (one line naming it).
     """
     from actors.jobs._plain import job_to_plain
 
-    plain = job_to_plain(
-        make_job(
-            type,
-            payload,
-            priority=priority,
-            delay=delay,
-            scheduled_at=scheduled_at,
-            max_retries=max_retries,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-            id=id,
-            now=now,
-        )
-    )
-    if max_retries is None:
-        plain["max_retries"] = None  # the node's MAX_RETRIES decides (filled in by its gateway)
+    plain = job_to_plain(make_job(type, payload, **options))
+    if options.get("max_retries") is None:
+        plain["max_retries"] = None
     return plain
 
 

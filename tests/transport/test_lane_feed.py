@@ -31,9 +31,11 @@ def blueprint(node_id: str) -> Mapping[str, Actor]:
     return {WORKER: Worker(JobsConfig(), ActorRef(node_id, "store"))}
 
 
-async def test_a_ticket_runs_the_job_in_the_feed_and_a_silent_server_is_dropped(
-    redis_server: RedisServer,
-) -> None:
+async def lane_node(
+    redis_server: RedisServer, events: EventLog
+) -> tuple[RedisConn, NodeRuntime, LaneFeed, list[Any]]:
+    """An empty Redis, and node n1 with a worker whose processor ``t`` records its payloads
+    (in the list returned) and a lane feed of one slot; the caller starts both."""
     conn = RedisConn(port=redis_server.port)
     await conn.execute("FLUSHALL")
     ran: list[Any] = []
@@ -41,14 +43,21 @@ async def test_a_ticket_runs_the_job_in_the_feed_and_a_silent_server_is_dropped(
     async def record(payload: Any) -> None:
         ran.append(payload)
 
-    events = EventLog()
-    seen: list[str] = []
-    events.subscribe(lambda r: seen.append(r["kind"]))
-    hub = MemoryHub()
-    runtime = NodeRuntime("n1", blueprint, hub.transport("n1"), events=events, processors={"t": record})
+    transport = MemoryHub().transport("n1")
+    runtime = NodeRuntime("n1", blueprint, transport, events=events, processors={"t": record})
     feed = LaneFeed(
         port=redis_server.port, worker="n1", slots=1, lease=20.0, refresh=0.2, alive_for=1.0, stuck=0.3
     )
+    return conn, runtime, feed, ran
+
+
+async def test_a_ticket_runs_the_job_in_the_feed_and_a_silent_server_is_dropped(
+    redis_server: RedisServer,
+) -> None:
+    events = EventLog()
+    seen: list[str] = []
+    events.subscribe(lambda r: seen.append(r["kind"]))
+    conn, runtime, feed, ran = await lane_node(redis_server, events)
     async with trio.open_nursery() as nursery:
         await nursery.start(runtime.serve)
         await nursery.start(feed.run, runtime)
@@ -96,16 +105,7 @@ async def test_a_ticket_runs_the_job_in_the_feed_and_a_silent_server_is_dropped(
 
 
 async def test_the_feed_reuses_its_tasks_from_job_to_job(redis_server: RedisServer) -> None:
-    conn = RedisConn(port=redis_server.port)
-    await conn.execute("FLUSHALL")
-    ran: list[Any] = []
-
-    async def record(payload: Any) -> None:
-        ran.append(payload)
-
-    hub = MemoryHub()
-    runtime = NodeRuntime("n1", blueprint, hub.transport("n1"), events=EventLog(), processors={"t": record})
-    feed = LaneFeed(port=redis_server.port, worker="n1", slots=1, lease=20.0, refresh=0.2, alive_for=1.0)
+    conn, runtime, feed, ran = await lane_node(redis_server, EventLog())
     store = RedisJobStore(port=redis_server.port)
     async with trio.open_nursery() as nursery:
         await nursery.start(runtime.serve)
