@@ -191,12 +191,19 @@ def register(bench_sub: Any) -> None:
     p.set_defaults(func=cmd_huey)
 
 
-def cmd_huey(args: argparse.Namespace) -> int:
-    """Entry point of ``troupe bench huey``; returns the exit code."""
+def huey_installed(prog: str) -> bool:
+    """True if huey can be imported; else says how to install it, in one line, as ``prog``."""
     try:
         import huey  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
-        print("troupe bench huey: error: huey is not installed: pip install -e '.[peers]'", file=sys.stderr)
+        print(f"{prog}: error: huey is not installed: pip install -e '.[peers]'", file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_huey(args: argparse.Namespace) -> int:
+    """Entry point of ``troupe bench huey``; returns the exit code."""
+    if not huey_installed("troupe bench huey"):
         return 2
     try:
         for name in ("n", "workers", "repeat", "latency_jobs"):

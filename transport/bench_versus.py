@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .bench_huey import HueyBenchSpec
+from .bench_huey import HueyBenchSpec, huey_installed
 from .bench_huey import run_once as run_huey
 from .bench_jobs import JobsBenchSpec, summary
 from .bench_jobs import run_once as run_troupe
@@ -45,13 +45,15 @@ def versus(
     troupe: JobsBenchSpec, huey: HueyBenchSpec, rounds: int, say: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Alternate one run of each system per round; both summaries and the per-round comparisons."""
+    run: dict[str, Callable[[], dict[str, Any]]] = {
+        "troupe": lambda: run_troupe(troupe, lambda _line: None),
+        "huey": lambda: run_huey(huey),
+    }
     ours: list[dict[str, Any]] = []
     theirs: list[dict[str, Any]] = []
     for r in range(1, rounds + 1):
         order = ("troupe", "huey") if r % 2 else ("huey", "troupe")
-        got: dict[str, dict[str, Any]] = {}
-        for system in order:
-            got[system] = run_troupe(troupe, lambda _line: None) if system == "troupe" else run_huey(huey)
+        got = {system: run[system]() for system in order}
         t, h = got["troupe"], got["huey"]
         ours.append(t)
         theirs.append(h)
@@ -92,10 +94,7 @@ def cmd_versus(args: argparse.Namespace) -> int:
     """Entry point of ``troupe bench versus``; returns the exit code."""
     from .jobs_client import JobError
 
-    try:
-        import huey  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError:
-        print("troupe bench versus: error: huey is not installed: pip install -e '.[peers]'", file=sys.stderr)
+    if not huey_installed("troupe bench versus"):
         return 2
     try:
         for name in ("rounds", "n", "latency_jobs"):

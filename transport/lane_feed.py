@@ -136,7 +136,6 @@ class LaneFeed:
                 nursery.start_soon(self._listen, inbox, nursery)
                 nursery.start_soon(self._credits, runtime)
                 nursery.start_soon(self._watch, runtime)
-                self.tasks += 1
                 nursery.start_soon(self._wait_tickets, runtime, me, nursery)
         finally:
             runtime.remove_service(NAME)
@@ -212,12 +211,12 @@ class LaneFeed:
 
         A task is thus reused from job to job: handing the waiting to an idle task is one
         ``Event.set``, cheaper on a job's path to its start than a new task (``start_soon``)."""
+        self.tasks += 1
         while True:
             job = await self._next_job(runtime, me)
             if self._idle:
                 self._idle.pop().set()  # the most recently idle task: the warmest
             else:
-                self.tasks += 1
                 nursery.start_soon(self._wait_tickets, runtime, me, nursery)
             await runtime.run_borrowed(job)
             woken = trio.Event()

@@ -32,9 +32,10 @@ from typing import Any
 
 import trio
 
-from actors.jobs import RetryPolicy
+from actors.jobs import Job, RetryPolicy
+from actors.jobs._plain import job_to_plain
 
-from .jobs_client import JobDict, JobError, make_job, new_job
+from .jobs_client import JobDict, JobError, make_job
 from .stores.base import StoreUnavailable
 from .stores.redis_store import RedisJobStore
 
@@ -126,10 +127,13 @@ class RedisProducer:
         Raises:
             JobError: a field is not allowed (one line naming it).
         """
-        job = new_job(type, payload, **options)
-        if job.get("max_retries") is None:
-            job["max_retries"] = self.default_max_retries
-        return job
+        return job_to_plain(self._make_job(type, payload, **options))
+
+    def _make_job(self, type: str, payload: Any, **options: Any) -> Job:
+        """The checked Job, with the default ``max_retries`` a gateway would give it."""
+        if options.get("max_retries") is None:
+            options["max_retries"] = self.default_max_retries
+        return make_job(type, payload, **options)
 
     async def submit(self, type: str, payload: Any = None, **options: Any) -> JobDict:
         """Submit one job straight to Redis; its record (``RUNNING`` if a node took it at once).
@@ -139,10 +143,8 @@ class RedisProducer:
         Raises:
             JobError: a bad argument, a refused submit or an unreachable Redis (one line).
         """
-        if options.get("max_retries") is None:
-            options["max_retries"] = self.default_max_retries
         # the checked Job itself: the store writes it without parsing a plain record again
-        result = await self.request({"op": "submit", "job": make_job(type, payload, **options)})
+        result = await self.request({"op": "submit", "job": self._make_job(type, payload, **options)})
         job: JobDict = result["job"]
         return job
 
